@@ -1,0 +1,57 @@
+"""Metrics per task, from word-level predictions back to the words of the data.
+
+- intent accuracy: share of sentences whose intent is right;
+- slot F1: entity-level micro F1 with seqeval (CoNLL rules: an entity counts only if its
+  type and its exact span are right);
+- frame accuracy: share of sentences with the intent AND every word's tag right.
+A task the data does not have gets None. Gold labels the model has no id for (never seen
+in training) are compared as strings, so they count as wrong, never as skipped.
+"""
+import torch
+from seqeval.metrics import f1_score
+
+
+def task_metrics(gold_intents, pred_intents, gold_tags, pred_tags):
+    n = len(gold_intents if gold_intents is not None else gold_tags)
+    out = {"intent_accuracy": None, "slot_f1": None, "frame_accuracy": None}
+    intent_ok = tags_ok = [True] * n
+    if gold_intents is not None:
+        intent_ok = [g == p for g, p in zip(gold_intents, pred_intents)]
+        out["intent_accuracy"] = sum(intent_ok) / n
+    if gold_tags is not None:
+        out["slot_f1"] = float(f1_score(gold_tags, pred_tags))
+        tags_ok = [g == p for g, p in zip(gold_tags, pred_tags)]
+    if gold_intents is not None and gold_tags is not None:
+        out["frame_accuracy"] = sum(a and b for a, b in zip(intent_ok, tags_ok)) / n
+    return out
+
+
+@torch.no_grad()
+def predict(model, loader, device, amp_dtype=None):
+    """Word-level predictions for every sentence of a loader: (intents, tag lists).
+    Each word takes the tag predicted on its first subword; words cut off by truncation get "O"."""
+    model.eval()
+    intents, tags = [], []
+    for batch in loader:
+        batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            out = model(batch["input_ids"], batch["attention_mask"])
+        if "intent_logits" in out:
+            intents += [model.intent_labels[i] for i in out["intent_logits"].argmax(-1).tolist()]
+        if "slot_logits" in out:
+            starts = batch["word_start"].bool()
+            flat = out["slot_logits"].argmax(-1)[starts].tolist()
+            for n in starts.sum(1).tolist():
+                tags.append([model.tag_labels[i] for i in flat[:n]])
+                flat = flat[n:]
+    return (intents or None), (tags or None)
+
+
+def evaluate(model, loader, split, device, amp_dtype=None):
+    """Predict a whole encoded split and score it against the split's word-level labels."""
+    intents, tags = predict(model, loader, device, amp_dtype)
+    gold_tags = split["tags"] if tags is not None else None
+    if tags is not None:   # words past the tokenizer's max_length were never seen: predict "O"
+        tags = [t + ["O"] * (len(g) - len(t)) for t, g in zip(tags, gold_tags)]
+    gold_intents = split["intent"] if intents is not None else None
+    return task_metrics(gold_intents, intents, gold_tags, tags)

