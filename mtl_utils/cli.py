@@ -12,12 +12,18 @@ from pathlib import Path
 from .common import MTLError, is_smoke
 
 
+class Parser(argparse.ArgumentParser):
+    def error(self, message):       # one line, no usage block
+        print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(2)
+
+
 def parser():
     from .scenarios import SCENARIO_NAMES
     from .training import TrainConfig
     d = TrainConfig()
-    p = argparse.ArgumentParser(prog="python -m mtl_utils", description="Multi-task fine-tuning with freezing.")
-    sub = p.add_subparsers(dest="command", required=True)
+    p = Parser(prog="python -m mtl_utils", description="Multi-task fine-tuning with freezing.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
     t = sub.add_parser("train", help="train one freezing scenario and score it on the test split")
     t.add_argument("--scenario", required=True, choices=SCENARIO_NAMES, metavar="S",
                    help="one of: " + ", ".join(SCENARIO_NAMES))
@@ -54,6 +60,9 @@ def train(args):
         if getattr(args, name) < 1:
             raise MTLError(f"--{name.replace('_', '-')} must be at least 1")
     pick_device(args.device)                       # fail before loading anything
+    if args.quiet:
+        import datasets
+        datasets.disable_progress_bars()
     dsd, labels = load_data(args.data, args.format, seed=args.seed, max_train=args.max_train)
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr_encoder=args.lr_encoder,
                          lr_heads=args.lr_heads, layer_decay=args.layer_decay, seed=args.seed,

@@ -6,7 +6,7 @@ the token-tagging head. A dataset may carry only one of the two; then only that 
 
 Where the data come from:
 - SNIPS (the default): an explicit path, else $MTL_DATA_DIR, else the local cache
-  ($MTL_CACHE_DIR, default ~/.cache/mtl_utils/snips), else a download of the 14 files from a
+  ($MTL_CACHE_DIR/snips, by default ~/.cache/mtl_utils/snips), else a download of the 14 files from a
   pinned commit, each checked against its sha256 before it is cached.
 - Your own data: a folder with train/test(/validation).jsonl or .conll (see README.md).
 
@@ -15,6 +15,7 @@ the first subword of each word carries the word's tag, the others get -100 (igno
 This file knows nothing about models or freezing.
 """
 import hashlib
+import http.client
 import json
 import os
 import sys
@@ -54,7 +55,7 @@ SMOKE_SIZES = {"train": 128, "validation": 64, "test": 128}   # MTL_SMOKE=1
 
 
 def snips_url(file):
-    intent = file.split("_")[1]
+    intent = Path(file).stem.split("_")[1]       # train_X_full.json / validate_X.json -> X
     return SNIPS_URL.format(intent=intent, file=file)
 
 
@@ -81,7 +82,7 @@ def download_snips(cache_dir, fetch=None):
         url = snips_url(file)
         try:
             blob = fetch(url)
-        except (urllib.error.URLError, OSError) as e:
+        except (urllib.error.URLError, http.client.HTTPException, OSError) as e:
             raise MTLError(f"could not download SNIPS ({e}). Offline? Point MTL_DATA_DIR (or --data) "
                            f"at a folder with the 14 SNIPS files, e.g. downloaded from {url}") from None
         got = hashlib.sha256(blob).hexdigest()
@@ -106,10 +107,7 @@ def find_snips(path=None, fetch=None):
             if not folder.is_dir():
                 raise MTLError(f"{where} points at {folder}, which is not a directory")
             return folder
-    cache = default_cache_dir()
-    if cache.is_dir() and all((cache / f).exists() for f in SNIPS_SHA256):
-        return cache
-    return download_snips(cache, fetch)
+    return download_snips(default_cache_dir(), fetch)   # fetches only missing or damaged files
 
 
 def read_snips_file(path):
@@ -175,6 +173,8 @@ def read_jsonl(path):
         if not isinstance(row, dict) or not isinstance(row.get("tokens"), list) or not row["tokens"]:
             raise MTLError(f"{path}:{n}: each line needs a non-empty \"tokens\" list")
         ex = {"tokens": [str(t) for t in row["tokens"]]}
+        if "tags" in row and not isinstance(row["tags"], list):
+            raise MTLError(f"{path}:{n}: \"tags\" must be a list with one tag per token")
         if "tags" in row:
             ex["tags"] = [str(t) for t in row["tags"]]
         if "label" in row:
@@ -279,7 +279,8 @@ def load_data(data=None, format="snips", seed=0, max_train=None, validation_size
     if "validation" in splits:
         validation = Dataset.from_list(splits["validation"])
     else:
-        n_val = validation_size or (700 if format == "snips" else max(1, len(train) // 10))
+        n_val = validation_size or (700 if format == "snips" else
+                                    max(len(labels.intents or [1]), len(train) // 10))
         parts = _split(train, n_val, seed, stratify=labels.intents is not None)
         train, validation = parts["train"], parts["test"]
     if max_train is not None:

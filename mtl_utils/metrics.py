@@ -19,7 +19,8 @@ def task_metrics(gold_intents, pred_intents, gold_tags, pred_tags):
         intent_ok = [g == p for g, p in zip(gold_intents, pred_intents)]
         out["intent_accuracy"] = sum(intent_ok) / n
     if gold_tags is not None:
-        out["slot_f1"] = float(f1_score(gold_tags, pred_tags))
+        # no entity in gold nor prediction: nothing was missed or invented, F1 = 1 (not seqeval's 0)
+        out["slot_f1"] = float(f1_score(gold_tags, pred_tags, zero_division=1))
         tags_ok = [g == p for g, p in zip(gold_tags, pred_tags)]
     if gold_intents is not None and gold_tags is not None:
         out["frame_accuracy"] = sum(a and b for a, b in zip(intent_ok, tags_ok)) / n
