@@ -388,4 +388,7 @@ def make_loader(ds, tokenizer, batch_size, shuffle=False, seed=0):
     if shuffle:
         g = torch.Generator().manual_seed(seed)
         sampler = LengthGroupedSampler(batch_size, lengths=[len(x) for x in ds["input_ids"]], generator=g)
-    return torch.utils.data.DataLoader(ds, batch_size=batch_size, sampler=sampler, collate_fn=Collator(tokenizer))
+    # the loader draws a seed for its workers: from its own generator, so the global RNG is
+    # left to dropout alone (and the order does not depend on how many loaders were made)
+    return torch.utils.data.DataLoader(ds, batch_size=batch_size, sampler=sampler, collate_fn=Collator(tokenizer),
+                                       generator=torch.Generator().manual_seed(seed))

@@ -28,29 +28,38 @@ def task_metrics(gold_intents, pred_intents, gold_tags, pred_tags):
 
 
 @torch.no_grad()
-def predict(model, loader, device, amp_dtype=None):
-    """Word-level predictions for every sentence of a loader: (intents, tag lists).
-    Each word takes the tag predicted on its first subword; words cut off by truncation get "O"."""
+def predict(model, batches, device, amp_dtype=None):
+    """Word-level predictions for every sentence of a loader (or of cached batches, caching.py):
+    (intents, tag lists). Each word takes the tag predicted on its first subword."""
+    was_training = model.training
     model.eval()
     intents, tags = [], []
-    for batch in loader:
-        batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+    for batch in batches:
+        batch = to_device(batch, device)
+        inputs = {k: v for k, v in batch.items() if k not in ("slot_labels", "intent_label")}
         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-            out = model(batch["input_ids"], batch["attention_mask"])
+            out = model(**inputs)
         if "intent_logits" in out:
             intents += [model.intent_labels[i] for i in out["intent_logits"].argmax(-1).tolist()]
         if "slot_logits" in out:
             starts = batch["word_start"].bool()
             flat = out["slot_logits"].argmax(-1)[starts].tolist()
+            at = 0
             for n in starts.sum(1).tolist():
-                tags.append([model.tag_labels[i] for i in flat[:n]])
-                flat = flat[n:]
+                tags.append([model.tag_labels[i] for i in flat[at:at + n]])
+                at += n
+    model.train(was_training)
     return (intents or None), (tags or None)
 
 
-def evaluate(model, loader, split, device, amp_dtype=None):
-    """Predict a whole encoded split and score it against the split's word-level labels."""
-    intents, tags = predict(model, loader, device, amp_dtype)
+def to_device(batch, device):
+    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+
+def evaluate(model, batches, split, device, amp_dtype=None):
+    """Predict a whole encoded split (batches in the split's order) and score it against the
+    split's word-level labels."""
+    intents, tags = predict(model, batches, device, amp_dtype)
     gold_tags = split["tags"] if tags is not None else None
     if tags is not None:   # words past the tokenizer's max_length were never seen: predict "O"
         tags = [t + ["O"] * (len(g) - len(t)) for t, g in zip(tags, gold_tags)]

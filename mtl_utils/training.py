@@ -23,10 +23,11 @@ import torch
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup, set_seed
 
+from .caching import PrefixCache, frozen_prefix_depth
 from .common import pick_device
 from .data import make_loader
-from .freezing import is_frozen, set_frozen, trainable_report
-from .metrics import evaluate
+from .freezing import set_frozen, trainable_report
+from .metrics import evaluate, to_device
 from .optim import configure_optimizer, sync_optimizer
 
 MONITOR = {"intent": "intent_accuracy", "slots": "slot_f1"}
@@ -48,6 +49,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"            # auto | cpu | cuda
     amp: bool = True                # bf16 autocast on CUDA (ignored on CPU)
+    cache: bool = True              # compute a frozen prefix once per stage (caching.py)
     progress: bool = True           # tqdm bars
 
 
@@ -76,9 +78,10 @@ class History:
         with open(path) as f:
             return cls(**json.load(f))
 
-    def say(self, line):
+    def say(self, line, echo=True):
         self.log.append(line)
-        print(line)
+        if echo:
+            print(line)
 
 
 class Trainer:
@@ -94,7 +97,11 @@ class Trainer:
         self.step = 0
         self.epoch = 0
         self.optimizer = None
-        self.train_seconds = 0.0
+        self.cache = None
+        self.train_seconds = 0.0      # training steps + cache builds, without validation
+
+    def say(self, line):
+        self.history.say(line, echo=self.config.progress)
 
     def add_callback(self, event, fn):
         self.callbacks[event].append(fn)
@@ -104,8 +111,13 @@ class Trainer:
             fn(self)
 
     def loader(self, split, shuffle=False):
+        """Batches of a split: from the frozen-prefix cache when there is one for it, else
+        tokenized inputs through make_loader."""
         bs = self.config.batch_size if shuffle else self.config.eval_batch_size
-        return make_loader(self.data[split], self.tokenizer, bs, shuffle, seed=self.config.seed + self.epoch)
+        seed = self.config.seed + self.epoch
+        if self.cache is not None and split in self.cache.splits:
+            return ({**b, "prefix_layers": self.cache.k} for b in self.cache.batches(split, bs, shuffle, seed))
+        return make_loader(self.data[split], self.tokenizer, bs, shuffle, seed=seed)
 
     def evaluate(self, split="validation"):
         return evaluate(self.model, self.loader(split), self.data[split], self.device, self.amp_dtype)
@@ -132,11 +144,11 @@ class Trainer:
                 self.history.epochs.append(row)
                 self._fire("on_epoch_end")
                 if stage.guided and stale >= cfg.patience and stage is not stages[-1]:
-                    self.history.say(f"  -> no task improved for {stale} epoch(s): next stage")
+                    self.say(f"  -> no task improved for {stale} epoch(s): next stage")
                     break
             else:
                 if stage.guided and stage is not stages[-1]:
-                    self.history.say(f"  -> stage {stage.name} reached its maximum of {stage.max_epochs} epoch(s)")
+                    self.say(f"  -> stage {stage.name} reached its maximum of {stage.max_epochs} epoch(s)")
         return self.history
 
     def _improved(self, metrics, best, min_delta, row):
@@ -153,7 +165,7 @@ class Trainer:
                                                     f"({'+' if value >= prev else ''}{value - prev:.4f} vs best "
                                                     f"{prev:.4f}, {'gain' if gain else 'no gain'})"))
         row["improved"] = any_gain
-        self.history.say(f"epoch {self.epoch} [{row['stage']}] validation: " + "; ".join(parts))
+        self.say(f"epoch {self.epoch} [{row['stage']}] validation: " + "; ".join(parts))
         return any_gain
 
     def _start_stage(self, stage):
@@ -167,13 +179,31 @@ class Trainer:
         steps = stage.max_epochs * math.ceil(len(self.data["train"]) / cfg.batch_size)
         self.scheduler = get_linear_schedule_with_warmup(self.optimizer, int(cfg.warmup_ratio * steps), steps)
         trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
-        self.history.stages.append({"stage": stage.name, "frozen": list(stage.frozen),
-                                    "trainable_params": trainable, "first_step": self.step})
-        self.history.say(f"stage {stage.name}: frozen {stage.frozen or 'nothing'}; "
+        self.say(f"stage {stage.name}: frozen {stage.frozen or 'nothing'}; "
                          f"{trainable:,} trainable parameters")
+        self._build_cache()
+        self.history.stages.append({"stage": stage.name, "frozen": list(stage.frozen),
+                                    "trainable_params": trainable, "first_step": self.step,
+                                    "cached_layers": None if self.cache is None else self.cache.k,
+                                    "cache_seconds": 0.0 if self.cache is None else self.cache.build_seconds})
         if cfg.progress:
             print(trainable_report(self.model))
         self._fire("on_stage_start")
+
+    def _build_cache(self):
+        """A new cache whenever a stage starts: the frozen set may have changed, and with it
+        what the prefix computes. None when the embeddings train or caching is off."""
+        self.cache = None
+        k = frozen_prefix_depth(self.model) if self.config.cache else None
+        if k is None or not any(p.requires_grad for p in self.model.parameters()):
+            return
+        self.cache = PrefixCache(self.model, k)
+        for split in ("train", "validation"):
+            self.cache.build(split, self.data[split], self.device, amp_dtype=self.amp_dtype)
+        self.train_seconds += self.cache.build_seconds
+        self.say(f"  cache: embeddings + {k} frozen layer(s) computed once for "
+                         f"{len(self.data['train']):,} train + {len(self.data['validation']):,} validation "
+                         f"sentences in {self.cache.build_seconds:.1f} s ({self.cache.nbytes() / 2**20:.0f} MiB)")
 
     def _train_epoch(self, stage):
         cfg, model = self.config, self.model
@@ -186,7 +216,7 @@ class Trainer:
             return
         for batch in tqdm(self.loader("train", shuffle=True), desc=f"epoch {self.epoch} [{stage.name}]",
                           disable=not cfg.progress, leave=False):
-            batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+            batch = to_device(batch, self.device)
             with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
                 out = model(**batch)
             self.optimizer.zero_grad(set_to_none=True)
