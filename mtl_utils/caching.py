@@ -49,7 +49,7 @@ class PrefixCache:
         self.build_seconds = 0.0
 
     @torch.no_grad()
-    def build(self, name, split, device, batch_size=256, amp_dtype=None):
+    def build(self, name, split, device, batch_size=64, amp_dtype=None):
         """Run embeddings + layer.0..k-1 once over an encoded split; keep the hidden states."""
         t0 = time.perf_counter()
         model = self.model

@@ -45,6 +45,12 @@ def parser():
     t.add_argument("--out", default=None, help="folder for metrics.json and history.json")
     t.add_argument("--save-model", action="store_true", help="also save the trained model under --out/model")
     t.add_argument("--quiet", action="store_true", help="no progress bars or tables, only the JSON line")
+    b = sub.add_parser("bench", help="time one epoch per freezing mode, with and without caching")
+    b.add_argument("--max-train", type=int, default=None, help="training sentences (default: 2000 on CPU, all on GPU)")
+    b.add_argument("--batch-size", type=int, default=None, help="default: 16 on CPU, 32 on GPU")
+    b.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--one", default=None, help=argparse.SUPPRESS)   # internal: run one mode in this process
     return p
 
 
@@ -82,7 +88,14 @@ def main(argv=None):
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     args = parser().parse_args(argv)
     try:
-        result = train(args)
+        if args.command == "bench":
+            from . import bench
+            if args.one:
+                result = bench.run_mode(args.one, args.max_train, args.batch_size, args.device, args.seed)
+            else:
+                result = bench.bench(args.max_train, args.batch_size, args.device, args.seed)
+        else:
+            result = train(args)
     except MTLError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

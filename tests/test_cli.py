@@ -82,3 +82,14 @@ def test_same_seed_same_metrics():
     for r in (a, b):
         r.pop("train_seconds"), r.pop("warmup_seconds")
     assert a == b
+
+
+def test_bench_smoke_reports_every_mode():
+    r = cli("bench")
+    res = last_json(r)
+    for key in ("device", "n_train", "full_epoch_s", "frozen_epoch_s", "frozen_cached_epoch_s", "frozen_cache_build_s",
+                "top2_epoch_s", "top2_cached_epoch_s", "top2_cache_build_s", "full_peak_mem_mb",
+                "frozen_cached_peak_mem_mb", "top2_cached_peak_mem_mb"):
+        assert key in res and res[key] is not None, key
+    assert res["n_train"] == 64 and res["device"] == "cpu"
+    assert "x faster than full" in r.stdout                   # the readable table

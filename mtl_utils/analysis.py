@@ -1,0 +1,98 @@
+"""What an encoder represents, frozen or fine-tuned: training-free readouts and drift.
+
+- `nearest_centroid`: the cheapest honest use of a frozen encoder. Average the frozen
+  vectors of each class in the training split (a sentence vector per intent, a first-subword
+  vector per slot tag) and label a test item with the closest centroid (cosine). No
+  gradient, no optimizer: what the pretrained geometry already separates.
+- `layer_cka`: linear CKA (Kornblith et al. 2019) between the token representations of two
+  encoders, layer by layer, on the same sentences: 1.0 = the same geometry, lower = the
+  fine-tuned layer drifted from the pretrained one (forgetting, made measurable).
+- `neighbour_overlap`: how many of each sentence's k nearest neighbours (by mean-pooled
+  sentence embedding) are still its neighbours after fine-tuning.
+"""
+import torch
+
+from .data import make_loader
+from .metrics import task_metrics, to_device
+
+
+@torch.no_grad()
+def encode_split(encoder, split, tokenizer, device, layers=False, batch_size=128):
+    """Run an encoder over an encoded split. Returns per sentence mean-pooled vectors, the
+    first-subword vectors of every word (flat, in word order), and optionally every layer's
+    token vectors (a list over layers of [n_tokens, hidden], padding removed)."""
+    was_training = encoder.training
+    encoder.eval().to(device)
+    sentences, words, per_layer = [], [], None
+    for batch in make_loader(split, tokenizer, batch_size):
+        batch = to_device(batch, device)
+        out = encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                      output_hidden_states=layers)
+        mask = batch["attention_mask"].unsqueeze(-1).float()
+        h = out.last_hidden_state.float()
+        sentences.append((h * mask).sum(1) / mask.sum(1))
+        words.append(h[batch["word_start"].bool()])
+        if layers:
+            keep = batch["attention_mask"].bool()
+            hs = [x.float()[keep] for x in out.hidden_states]
+            per_layer = hs if per_layer is None else [torch.cat([a, b]) for a, b in zip(per_layer, hs)]
+    encoder.train(was_training)
+    return torch.cat(sentences).cpu(), torch.cat(words).cpu(), ([x.cpu() for x in per_layer] if layers else None)
+
+
+def _centroids(vectors, labels, vocab):
+    v = torch.nn.functional.normalize(vectors, dim=-1)
+    index = torch.tensor([vocab.index(x) for x in labels])
+    sums = torch.zeros(len(vocab), v.shape[1]).index_add_(0, index, v)
+    return torch.nn.functional.normalize(sums, dim=-1), torch.bincount(index, minlength=len(vocab))
+
+
+def nearest_centroid(encoder, data, tokenizer, labels, device, train="train", test="test"):
+    """Training-free readout on a frozen encoder: intent accuracy, slot F1, frame accuracy."""
+    s_train, w_train, _ = encode_split(encoder, data[train], tokenizer, device)
+    s_test, w_test, _ = encode_split(encoder, data[test], tokenizer, device)
+    pred_intents = pred_tags = gold_intents = gold_tags = None
+    if labels.intents:
+        c, _ = _centroids(s_train, data[train]["intent"], labels.intents)
+        pred_intents = [labels.intents[i] for i in (torch.nn.functional.normalize(s_test, dim=-1) @ c.T).argmax(1)]
+        gold_intents = data[test]["intent"]
+    if labels.tags:
+        seen = [t for ws, tags in zip(data[train]["word_start"], data[train]["tags"]) for t in tags[:sum(ws)]]
+        c, n = _centroids(w_train, seen, labels.tags)
+        scores = torch.nn.functional.normalize(w_test, dim=-1) @ c.T
+        scores[:, n == 0] = -2                     # a tag with no training vector is never predicted
+        flat = [labels.tags[i] for i in scores.argmax(1)]
+        gold_tags = data[test]["tags"]
+        pred_tags, at = [], 0
+        for ws, gold in zip(data[test]["word_start"], gold_tags):
+            k = sum(ws)
+            pred_tags.append(flat[at:at + k] + ["O"] * (len(gold) - k))
+            at += k
+    return task_metrics(gold_intents, pred_intents, gold_tags, pred_tags)
+
+
+def linear_cka(x, y):
+    """Linear CKA between two representations of the same n items ([n, d1] and [n, d2])."""
+    x = x - x.mean(0)
+    y = y - y.mean(0)
+    num = (y.T @ x).norm() ** 2
+    return float(num / ((x.T @ x).norm() * (y.T @ y).norm()))
+
+
+def layer_cka(encoder_a, encoder_b, split, tokenizer, device):
+    """CKA per layer (embeddings output, then each layer) between two encoders."""
+    _, _, a = encode_split(encoder_a, split, tokenizer, device, layers=True)
+    _, _, b = encode_split(encoder_b, split, tokenizer, device, layers=True)
+    return [linear_cka(x.double(), y.double()) for x, y in zip(a, b)]
+
+
+def neighbour_overlap(encoder_a, encoder_b, split, tokenizer, device, k=10):
+    """Mean share of each sentence's k nearest neighbours that both encoders agree on."""
+    def knn(encoder):
+        s, _, _ = encode_split(encoder, split, tokenizer, device)
+        s = torch.nn.functional.normalize(s, dim=-1)
+        sim = s @ s.T
+        sim.fill_diagonal_(-2)
+        return sim.topk(k, dim=1).indices
+    a, b = knn(encoder_a), knn(encoder_b)
+    return float(sum(len(set(x.tolist()) & set(y.tolist())) for x, y in zip(a, b)) / (k * len(a)))

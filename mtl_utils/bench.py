@@ -1,0 +1,120 @@
+"""Benchmark: does the cost of training follow what is trainable?
+
+    python -m mtl_utils bench [--max-train N] [--batch-size B] [--device auto|cpu|cuda]
+
+One run times one training epoch on the same slice of SNIPS for each mode:
+    full            everything trains
+    frozen          backbone frozen, encoder recomputed every step (requires_grad=False only)
+    frozen_cached   backbone frozen, its output computed once (caching.py); build time apart
+    top2            embeddings + bottom 4 layers frozen, recomputed
+    top2_cached     the same, bottom of the encoder computed once
+Each mode runs in a fresh child process so that its peak memory is its own (peak RSS on
+CPU, peak allocated GPU memory on CUDA). The last stdout line is one JSON object.
+"""
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+import torch
+
+MODES = {   # mode -> (blocks frozen: "backbone" or the bottom n layers, use the cache)
+    "full": (None, False),
+    "frozen": ("backbone", False),
+    "frozen_cached": ("backbone", True),
+    "top2": (4, False),
+    "top2_cached": (4, True),
+}
+PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L4": 121e12, "T4": 65e12}  # dense
+
+
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def run_mode(mode, max_train, batch_size, device, seed=0):
+    """Time one epoch of one mode, in this process. Returns a dict of measurements."""
+    from . import Stage, TrainConfig, Trainer, build_model, encode, freeze, freeze_bottom, load_data
+    from .common import pick_device
+    frozen, cache = MODES[mode]
+    dsd, labels = load_data(seed=seed, max_train=max_train)
+    model, tokenizer = build_model(labels, seed=seed)
+    data = encode(dsd, tokenizer, labels)
+    if frozen == "backbone":
+        freeze(model)
+    elif frozen is not None:
+        freeze_bottom(model, frozen)
+    from .freezing import frozen_blocks
+    trainer = Trainer(model, data, tokenizer, TrainConfig(batch_size=batch_size, device=device, seed=seed,
+                                                          cache=cache, progress=False))
+    dev = trainer.device
+    model.to(dev)
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    stage = Stage(mode, frozen_blocks(model), 1)
+    trainer._start_stage(stage)          # builds the cache when the mode uses one
+    _sync(dev)
+    t0 = time.perf_counter()
+    trainer._train_epoch(stage)
+    _sync(dev)
+    epoch_s = time.perf_counter() - t0
+    out = {"mode": mode, "epoch_s": epoch_s, "steps": trainer.step, "device": str(dev),
+           "cache_build_s": trainer.cache.build_seconds if trainer.cache else None,
+           "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
+           "n_train": len(dsd["train"])}
+    if dev.type == "cuda":
+        out["peak_mem_mb"] = torch.cuda.max_memory_allocated() / 2**20
+        out["gpu"] = torch.cuda.get_device_name()
+    else:
+        out["peak_mem_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if mode == "full":   # model FLOPs of a training step: 6 x (non-embedding params) x real tokens
+        tokens = sum(len(x) for x in data["train"]["input_ids"])
+        dense = sum(p.numel() for n, p in model.named_parameters() if "embeddings" not in n)
+        out["model_flops"] = 6 * dense * tokens
+    return out
+
+
+def bench(max_train=None, batch_size=None, device="auto", seed=0):
+    from .common import is_smoke, pick_device
+    dev = pick_device(device)
+    if max_train is None:
+        max_train = 64 if is_smoke() else (None if dev.type == "cuda" else 2000)
+    batch_size = batch_size or (32 if dev.type == "cuda" else 16)
+    results = {}
+    for mode in MODES:
+        cmd = [sys.executable, "-m", "mtl_utils", "bench", "--one", mode, "--batch-size", str(batch_size),
+               "--device", dev.type, "--seed", str(seed)] + (["--max-train", str(max_train)] if max_train else [])
+        r = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
+        if r.returncode != 0:
+            raise RuntimeError(f"bench mode {mode} failed:\n{r.stderr[-3000:]}")
+        results[mode] = json.loads(r.stdout.strip().splitlines()[-1])
+        print(f"  {mode:<14} epoch {results[mode]['epoch_s']:8.2f} s", flush=True)
+    full = results["full"]["epoch_s"]
+    summary = {"device": results["full"]["device"], "n_train": results["full"]["n_train"],
+               "batch_size": batch_size}
+    for mode, r in results.items():
+        summary[f"{mode}_epoch_s"] = round(r["epoch_s"], 4)
+        summary[f"{mode}_peak_mem_mb"] = round(r["peak_mem_mb"], 1)
+        if r["cache_build_s"] is not None:
+            summary[f"{mode.replace('_cached', '')}_cache_build_s"] = round(r["cache_build_s"], 4)
+    gpu = results["full"].get("gpu")
+    if gpu:
+        flops = results["full"]["model_flops"] / full
+        peak = next((v for k, v in PEAK_BF16_FLOPS.items() if k in gpu), None)
+        summary.update(gpu=gpu, full_model_tflops=round(flops / 1e12, 2),
+                       full_mfu=round(flops / peak, 4) if peak else None)
+    print(f"\n{'mode':<15}{'epoch s':>10}{'x faster than full':>20}{'cache build s':>15}"
+          f"{'peak mem MB':>13}{'trainable':>13}")
+    for mode, r in results.items():
+        build = f"{r['cache_build_s']:.2f}" if r["cache_build_s"] is not None else "-"
+        print(f"{mode:<15}{r['epoch_s']:>10.3f}{full / r['epoch_s']:>20.1f}{build:>15}"
+              f"{r['peak_mem_mb']:>13.0f}{r['trainable_params']:>13,}")
+    print(f"(device {summary['device']}, {summary['n_train']} training sentences, batch {batch_size}; "
+          "cache build: train + validation splits, paid once per stage, not per epoch)")
+    if gpu:
+        print(f"full fine-tuning: {summary['full_model_tflops']} TFLOP/s of model FLOPs on {gpu}"
+              + (f" = {100 * summary['full_mfu']:.1f}% of its bf16 dense peak" if summary["full_mfu"] else ""))
+    return summary

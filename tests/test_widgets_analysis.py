@@ -1,0 +1,92 @@
+import copy
+
+import matplotlib
+import torch
+
+matplotlib.use("Agg")
+
+import mtl_utils as mu  # noqa: E402
+from mtl_utils.analysis import layer_cka, linear_cka, nearest_centroid, neighbour_overlap  # noqa: E402
+from mtl_utils.freezing import is_frozen  # noqa: E402
+from mtl_utils.widgets import FreezePanel  # noqa: E402
+
+
+def test_freeze_panel_toggles_change_requires_grad_and_redraw(small):
+    model, tokenizer, data, _ = small
+    panel = FreezePanel(model)
+    assert list(panel.toggles) == list(model.blocks())
+    drawn = panel.redraws
+    panel.toggles["layer.0"].value = False                   # what a click does
+    assert all(not p.requires_grad for p in model.encoder.encoder.layer[0].parameters())
+    assert not model.encoder.encoder.layer[0].training or not model.training
+    assert panel.redraws == drawn + 1 and panel.toggles["layer.0"].icon == "lock"
+    panel.toggles["layer.0"].value = True
+    assert all(p.requires_grad for p in model.encoder.encoder.layer[0].parameters())
+    panel.preset.value = "backbone-frozen"
+    assert mu.frozen_blocks(model) == model.backbone_blocks()
+    assert [t.value for t in panel.toggles.values()] == [False] * 7 + [True, True]
+    panel.toggles["slot_head"].value = False                 # a hand change leaves the preset
+    assert panel.preset.value == "custom" and is_frozen(model.slot_head)
+
+
+def test_freeze_panel_train_button_shows_zero_gradients_for_frozen(small):
+    model, tokenizer, data, _ = small
+    panel = FreezePanel(model, data, tokenizer, mu.TrainConfig(batch_size=8, progress=False), steps=3)
+    panel.preset.value = "backbone-frozen"
+    panel.toggles["layer.5"].value = True
+    before = model.encoder.encoder.layer[4].output.dense.weight.clone()
+    panel.train_button.click()
+    h = panel.last_history
+    assert len(h.steps) == 3
+    norms = h.steps[-1]["grad_norm"]
+    assert norms["layer.4"] == 0.0 and norms["layer.5"] > 0 and norms["slot_head"] > 0
+    assert torch.equal(model.encoder.encoder.layer[4].output.dense.weight, before)
+
+
+def test_plots_draw_from_history(small):
+    import matplotlib.pyplot as plt
+    model, tokenizer, data, _ = small
+    t = mu.Trainer(model, data, tokenizer, mu.TrainConfig(batch_size=16, progress=False))
+    h = t.fit([mu.Stage(n, f, 1) for n, f in mu.progressive_stages(model)])
+    from mtl_utils import plots
+    ax = plots.plot_grad_norms(h)
+    labelled = [line for line in ax.lines if not line.get_label().startswith("_")]
+    assert len(labelled) == len(model.blocks())
+    assert len(ax.lines) == len(labelled) + 2                        # two dashed stage boundaries
+    ax = plots.plot_lrs(h)
+    assert {line.get_label() for line in ax.lines if not line.get_label().startswith("_")} == set(model.blocks())
+    axes = plots.plot_learning_curves({"progressive": h})
+    assert len(axes[0].lines) == 1 and len(axes[0].lines[0].get_xdata()) == 3
+    ax = plots.plot_trainable(model)
+    assert "22,595,791" in ax.get_title()
+    plt.close("all")
+
+
+def test_linear_cka_properties():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(200, 16, generator=g, dtype=torch.float64)
+    q, _ = torch.linalg.qr(torch.randn(16, 16, generator=g, dtype=torch.float64))
+    assert linear_cka(x, x) == 1.0 or abs(linear_cka(x, x) - 1) < 1e-12
+    assert abs(linear_cka(x, 3 * x @ q) - 1) < 1e-9                 # invariant to rotation and scale
+    assert linear_cka(x, torch.randn(200, 16, generator=g, dtype=torch.float64)) < 0.3
+
+
+def test_drift_measures_on_identical_and_changed_encoders(small):
+    model, tokenizer, data, _ = small
+    other = copy.deepcopy(model.encoder)
+    dev = torch.device("cpu")
+    same = layer_cka(model.encoder, other, data["validation"], tokenizer, dev)
+    assert len(same) == 7 and all(abs(c - 1) < 1e-6 for c in same)
+    assert neighbour_overlap(model.encoder, other, data["validation"], tokenizer, dev, k=5) == 1.0
+    with torch.no_grad():
+        for p in other.encoder.layer[3].parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    changed = layer_cka(model.encoder, other, data["validation"], tokenizer, dev)
+    assert all(abs(c - 1) < 1e-6 for c in changed[:4]) and changed[4] < 0.999
+
+
+def test_nearest_centroid_beats_chance_on_intents(small):
+    model, tokenizer, data, labels = small
+    res = nearest_centroid(model.encoder, data, tokenizer, labels, torch.device("cpu"), test="validation")
+    assert res["intent_accuracy"] > 3 / 7           # 7 intents: chance is about 1/7
+    assert 0 <= res["slot_f1"] <= 1 and 0 <= res["frame_accuracy"] <= 1
