@@ -8,6 +8,12 @@ you decide which parts to freeze". One idea per file:
     training.py   the one training loop, stages, validation-guided unfreezing, History
     metrics.py    intent accuracy, seqeval slot F1, frame accuracy
     scenarios.py  each freezing scenario end to end (what the CLI runs)
+    caching.py    compute the frozen prefix of the encoder once, train the rest
+    analysis.py   nearest-centroid readouts, CKA drift, neighbour overlap
+    plots.py      trainable parameters, gradient norms, learning curves, learning rates
+    widgets.py    the freeze panel
+    notebook.py   setup_notebook() and results tables for the notebooks
+    bench.py      python -m mtl_utils bench
     cli.py        python -m mtl_utils train --scenario S
 """
 from .common import MTLError, is_smoke, pick_device
@@ -19,3 +25,6 @@ from .model import MultiTaskModel, build_model, load_backbone, load_model, save_
 from .optim import configure_optimizer, optimizer_report, sync_optimizer
 from .scenarios import SCENARIO_NAMES, run_scenario
 from .training import History, Stage, Trainer, TrainConfig
+from .data import keep_task_labels
+from .notebook import results_table, setup_notebook
+from . import analysis, plots, widgets  # noqa: E402  (submodules the notebooks use as mu.plots, ...)

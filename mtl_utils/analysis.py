@@ -47,8 +47,9 @@ def _centroids(vectors, labels, vocab):
     return torch.nn.functional.normalize(sums, dim=-1), torch.bincount(index, minlength=len(vocab))
 
 
-def nearest_centroid(encoder, data, tokenizer, labels, device, train="train", test="test"):
-    """Training-free readout on a frozen encoder: intent accuracy, slot F1, frame accuracy."""
+def nearest_centroid(encoder, data, tokenizer, labels, device, train="train", test="test", predictions=False):
+    """Training-free readout on a frozen encoder: intent accuracy, slot F1, frame accuracy.
+    With predictions=True also returns (predicted intents, predicted tag lists)."""
     s_train, w_train, _ = encode_split(encoder, data[train], tokenizer, device)
     s_test, w_test, _ = encode_split(encoder, data[test], tokenizer, device)
     pred_intents = pred_tags = gold_intents = gold_tags = None
@@ -68,7 +69,23 @@ def nearest_centroid(encoder, data, tokenizer, labels, device, train="train", te
             k = sum(ws)
             pred_tags.append(flat[at:at + k] + ["O"] * (len(gold) - k))
             at += k
-    return task_metrics(gold_intents, pred_intents, gold_tags, pred_tags)
+    metrics = task_metrics(gold_intents, pred_intents, gold_tags, pred_tags)
+    return (metrics, (pred_intents, pred_tags)) if predictions else metrics
+
+
+def layer_readout(encoder, train_split, test_split, tokenizer, labels, device):
+    """Intent accuracy of a nearest-centroid readout on each layer's mean-pooled tokens
+    (index 0 = the embeddings' output, then one entry per layer)."""
+    def pooled(split):
+        _, _, hs = encode_split(encoder, split, tokenizer, device, layers=True)
+        lens = [len(x) for x in split["input_ids"]]
+        return [torch.stack([h.mean(0) for h in x.split(lens)]) for x in hs]
+    accs = []
+    for a, b in zip(pooled(train_split), pooled(test_split)):
+        c, _ = _centroids(a, train_split["intent"], labels.intents)
+        pred = (torch.nn.functional.normalize(b, dim=-1) @ c.T).argmax(1).tolist()
+        accs.append(sum(labels.intents[i] == g for i, g in zip(pred, test_split["intent"])) / len(pred))
+    return accs
 
 
 def linear_cka(x, y):

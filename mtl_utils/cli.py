@@ -51,7 +51,35 @@ def parser():
     b.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--one", default=None, help=argparse.SUPPRESS)   # internal: run one mode in this process
+    n = sub.add_parser("notebooks", help="execute the series' notebooks in place (the main job)")
+    n.add_argument("paths", nargs="*", help="notebooks to run (default: notebooks/*.ipynb)")
     return p
+
+
+def run_notebooks(paths):
+    """Execute notebooks in place, in their own folder, saving outputs (figures included)."""
+    import time
+    try:
+        import nbformat
+        from nbclient import NotebookClient
+    except ImportError:
+        raise MTLError("running notebooks needs nbclient and ipykernel: pip install -e '.[test]'") from None
+    paths = [Path(p) for p in paths] or sorted(Path("notebooks").glob("[0-9]*.ipynb"))
+    if not paths:
+        raise MTLError("no notebooks found: run this from the repository root or name them")
+    times = {}
+    for path in paths:
+        if not path.exists():
+            raise MTLError(f"{path} does not exist")
+        nb = nbformat.read(path, as_version=4)
+        t0 = time.perf_counter()
+        print(f"running {path} ...", flush=True)
+        NotebookClient(nb, timeout=None, kernel_name="python3",
+                       resources={"metadata": {"path": str(path.parent)}}).execute()
+        times[str(path)] = round(time.perf_counter() - t0, 1)
+        nbformat.write(nb, path)
+        print(f"  done in {times[str(path)]} s", flush=True)
+    return {"notebooks": times}
 
 
 def train(args):
@@ -94,6 +122,8 @@ def main(argv=None):
                 result = bench.run_mode(args.one, args.max_train, args.batch_size, args.device, args.seed)
             else:
                 result = bench.bench(args.max_train, args.batch_size, args.device, args.seed)
+        elif args.command == "notebooks":
+            result = run_notebooks(args.paths)
         else:
             result = train(args)
     except MTLError as e:

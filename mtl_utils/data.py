@@ -392,3 +392,20 @@ def make_loader(ds, tokenizer, batch_size, shuffle=False, seed=0):
     # left to dropout alone (and the order does not depend on how many loaders were made)
     return torch.utils.data.DataLoader(ds, batch_size=batch_size, sampler=sampler, collate_fn=Collator(tokenizer),
                                        generator=torch.Generator().manual_seed(seed))
+
+
+def keep_task_labels(split, task, fraction, seed=0):
+    """Simulate scarce labels: keep the `task` labels ("slots" or "intent") of a seeded
+    `fraction` of an encoded split and set the others to -100 (ignored by the loss).
+    The sentences stay; only that task's supervision becomes rare."""
+    import random
+    if task not in ("slots", "intent"):
+        raise MTLError(f"unknown task {task!r}; use slots or intent")
+    keep = set(random.Random(seed).sample(range(len(split)), round(fraction * len(split))))
+    column = "slot_labels" if task == "slots" else "intent_label"
+
+    def drop(row, i):
+        if i not in keep:
+            row[column] = [-100] * len(row[column]) if task == "slots" else -100
+        return row
+    return split.map(drop, with_indices=True)

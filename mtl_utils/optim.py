@@ -44,7 +44,7 @@ def block_param_groups(model, blocks, lr_encoder, lr_heads, layer_decay=1.0, wei
     return groups
 
 
-def configure_optimizer(model, lr_encoder=5e-5, lr_heads=1e-3, layer_decay=1.0, weight_decay=0.01,
+def configure_optimizer(model, lr_encoder=1e-4, lr_heads=1e-3, layer_decay=1.0, weight_decay=0.01,
                         fused=None, verbose=True):
     """AdamW over the trainable blocks only, one named group per block (see the module doc)."""
     trainable = [b for b, m in model.blocks().items() if not is_frozen(m)]

@@ -10,7 +10,10 @@
 A frozen head must hold trained values: from `init` (a saved model) if given, else from a
 short warm-up that trains both heads on the frozen encoder first. The result says which.
 """
+import resource
 import time
+
+import torch
 
 from .common import MTLError
 from .data import encode
@@ -19,6 +22,15 @@ from .model import build_model, load_model
 from .training import Stage, Trainer, frozen_head_warmup
 
 SCENARIO_NAMES = ["all-frozen", "backbone-frozen", "intent-head-frozen", "slot-head-frozen", "progressive", "full"]
+
+
+def peak_memory(device):
+    """GPU: the most memory torch allocated during training. CPU: the process's peak resident
+    memory so far (model, data and training together; compare runs in fresh processes)."""
+    if device.type == "cuda":
+        return {"peak_mem_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1), "peak_mem_kind": "cuda allocated"}
+    return {"peak_mem_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "peak_mem_kind": "process peak RSS"}
 
 
 def stages_for(model, scenario, epochs):
@@ -49,6 +61,8 @@ def run_scenario(scenario, dsd, labels, config, backbone=None, init=None, warmup
         warmup_seconds = time.perf_counter() - t0
         source = f"{warmup_epochs}-epoch warm-up of both heads on the frozen backbone, then frozen"
     trainer = Trainer(model, data, tokenizer, config)
+    if trainer.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
     trainer.fit(stages)
     test = trainer.evaluate("test")
     counts = count_params(model)
@@ -66,6 +80,7 @@ def run_scenario(scenario, dsd, labels, config, backbone=None, init=None, warmup
         "tasks": labels.tasks(),
         "backbone": model.backbone_name,
         "device": str(trainer.device),
+        **peak_memory(trainer.device),
         "seed": config.seed,
     }
     return result, trainer

@@ -38,7 +38,7 @@ class TrainConfig:
     epochs: int = 3                 # per stage (a maximum, for validation-guided stages)
     batch_size: int = 16
     eval_batch_size: int = 128
-    lr_encoder: float = 5e-5        # every encoder block (times layer_decay per layer down)
+    lr_encoder: float = 1e-4        # every encoder block (times layer_decay per layer down)
     lr_heads: float = 1e-3          # the two heads: fresh, small, they need a larger step
     layer_decay: float = 1.0        # 1.0 = same lr for all layers; 0.8 = each layer down x0.8
     weight_decay: float = 0.01

@@ -22,11 +22,23 @@ def snips_dir():
     return path
 
 
+@pytest.fixture(autouse=True)
+def full_size_data(monkeypatch):
+    """Unit tests see real sizes; a test that wants smoke mode sets MTL_SMOKE itself.
+    (notebooks/conftest.py turns smoke mode on for the nbval run in the same pytest process.)"""
+    monkeypatch.delenv("MTL_SMOKE", raising=False)
+
+
 @pytest.fixture(scope="session")
 def snips(snips_dir):
     """(DatasetDict, Labels) for all of SNIPS (13,084 train / 700 validation / 700 test)."""
     from mtl_utils import load_data
-    return load_data(snips_dir)
+    smoke = os.environ.pop("MTL_SMOKE", None)
+    try:
+        return load_data(snips_dir)
+    finally:
+        if smoke is not None:
+            os.environ["MTL_SMOKE"] = smoke
 
 
 @pytest.fixture(scope="session")

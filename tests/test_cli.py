@@ -79,8 +79,9 @@ def test_user_mistakes_exit_2_with_one_line(args, message, tmp_path):
 def test_same_seed_same_metrics():
     a = last_json(cli("train", "--scenario", "full", "--quiet", "--seed", "3"))
     b = last_json(cli("train", "--scenario", "full", "--quiet", "--seed", "3"))
-    for r in (a, b):
-        r.pop("train_seconds"), r.pop("warmup_seconds")
+    for r in (a, b):                         # wall-clock time and memory are measurements, not results
+        for key in ("train_seconds", "warmup_seconds", "peak_mem_mb"):
+            r.pop(key)
     assert a == b
 
 
@@ -93,3 +94,61 @@ def test_bench_smoke_reports_every_mode():
         assert key in res and res[key] is not None, key
     assert res["n_train"] == 64 and res["device"] == "cpu"
     assert "x faster than full" in r.stdout                   # the readable table
+
+
+def _bad_data(tmp_path, kind):
+    d = tmp_path / kind
+    d.mkdir()
+    good = '{"tokens": ["play", "jazz"], "tags": ["O", "B-genre"], "label": "PlayMusic"}\n'
+    if kind == "malformed-jsonl":
+        (d / "train.jsonl").write_text(good * 5 + '{"tokens": ["oops"\n')
+        (d / "test.jsonl").write_text(good)
+    elif kind == "length-mismatch":
+        (d / "train.jsonl").write_text(good * 3 + '{"tokens": ["a", "b", "c"], "tags": ["O"], "label": "X"}\n')
+        (d / "test.jsonl").write_text(good)
+    elif kind == "empty-train":
+        (d / "train.jsonl").write_text("")
+        (d / "test.jsonl").write_text(good)
+    elif kind == "conll-no-tag":
+        (d / "train.conll").write_text("turn O\non\n")
+        (d / "test.conll").write_text("turn O\n")
+    elif kind == "snips-missing-file":
+        import shutil
+        shutil.copytree(os.environ["MTL_DATA_DIR"], d, dirs_exist_ok=True)
+        (d / "validate_RateBook.json").unlink()
+    elif kind == "snips-corrupt-file":
+        import shutil
+        shutil.copytree(os.environ["MTL_DATA_DIR"], d, dirs_exist_ok=True)
+        f = d / "train_GetWeather_full.json"
+        f.chmod(0o644)
+        f.write_bytes(f.read_bytes()[:-10])
+    return d
+
+
+@pytest.mark.parametrize("kind,fmt,message", [
+    ("malformed-jsonl", "jsonl", "train.jsonl:6: not valid JSON"),
+    ("length-mismatch", "jsonl", "train example 3: 3 tokens but 1 tags"),
+    ("empty-train", "jsonl", "the train split is empty"),
+    ("conll-no-tag", "conll", "train.conll:2: expected 'token tag'"),
+    ("snips-missing-file", "snips", "validate_RateBook.json is missing"),
+    ("snips-corrupt-file", "snips", "does not match the pinned SNIPS checksum"),
+])
+def test_bad_data_exits_2_with_one_line(tmp_path, kind, fmt, message):
+    d = _bad_data(tmp_path, kind)
+    r = cli("train", "--scenario", "full", "--data", str(d), "--format", fmt, "--out", str(tmp_path / "out"))
+    assert r.returncode == 2, r.stderr[-1000:]
+    assert message in r.stderr.strip().splitlines()[-1] and "Traceback" not in r.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_init_with_other_labels_exits_2(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    line = '{"tokens": ["play", "jazz"], "tags": ["O", "B-genre"], "label": "%s"}\n'
+    (data / "train.jsonl").write_text((line % "PlayMusic") * 6 + (line % "Stop") * 6)
+    (data / "test.jsonl").write_text(line % "PlayMusic")
+    r = cli("train", "--scenario", "full", "--data", str(data), "--format", "jsonl", "--out", str(tmp_path / "m"),
+            "--save-model", "--quiet")
+    assert r.returncode == 0, r.stderr[-1000:]
+    r = cli("train", "--scenario", "all-frozen", "--init", str(tmp_path / "m" / "model"), "--quiet")  # SNIPS labels
+    assert r.returncode == 2 and "labels do not match" in r.stderr and "Traceback" not in r.stderr

@@ -143,3 +143,29 @@ def test_warmup_gives_frozen_head_trained_values(small):
     trainer = mu.Trainer(model, data, tokenizer, mu.TrainConfig(epochs=1, **CFG))
     trainer.fit([mu.Stage("intent-head-frozen", ["intent_head"], 1)])
     assert torch.equal(model.intent_head[1].weight, warmed)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_random_freeze_patterns_keep_their_guarantees(small, seed):
+    """Property-style: any frozen set, with weight decay on, leaves frozen weights bit-identical,
+    out of the optimizer, and its blocks in eval mode; everything else that got gradient moves."""
+    import random
+    model, tokenizer, data, _ = small
+    rng = random.Random(seed)
+    names = list(model.blocks())
+    frozen = sorted(rng.sample(names, rng.randint(1, len(names) - 1)), key=names.index)
+    part = dict(data)
+    part["train"] = data["train"].select(range(32))
+    before = snapshot(model)
+    trainer = mu.Trainer(model, part, tokenizer, mu.TrainConfig(epochs=1, **CFG))
+    trainer.fit([mu.Stage("random", frozen, 1)])
+    model.train()
+    owner = block_of(model)
+    held = optimizer_params(trainer.optimizer)
+    for name, p in model.named_parameters():
+        if owner[id(p)] in frozen:
+            assert torch.equal(p, before[name]) and id(p) not in held, name
+        elif p.grad is not None and p.grad.abs().sum() > 0:
+            assert not torch.equal(p, before[name]), name
+    for b in frozen:
+        assert not any(m.training for m in model.blocks()[b].modules()), b
