@@ -74,7 +74,8 @@ class PrefixCache:
         flat = torch.cat([h for _, h in chunks])
         offsets = torch.cat([torch.zeros(1, dtype=torch.long), lengths.cumsum(0)[:-1]])
         entry = {"hidden": torch.cat([flat, flat.new_zeros(1, flat.shape[1])]),   # last row: padding
-                 "offsets": offsets.to(device), "lengths": lengths.to(device), "pad_row": len(flat)}
+                 "offsets": offsets.to(device), "lengths": lengths.to(device), "pad_row": len(flat),
+                 "lengths_cpu": lengths}       # batch widths are read here: no GPU->CPU sync per step
         for key, pad in (("slot_labels", -100), ("word_start", 0)):
             if key in split.column_names:
                 entry[key] = torch.tensor([x for row in split[key] for x in row] + [pad], device=device)
@@ -90,10 +91,11 @@ class PrefixCache:
                    if torch.is_tensor(t))
 
     def batch(self, name, rows):
-        """The batch of sentences `rows` (a LongTensor), padded to its longest sentence."""
+        """The batch of sentences `rows` (a CPU LongTensor), padded to its longest sentence."""
         e = self.splits[name]
+        width = int(e["lengths_cpu"][rows].max())
+        rows = rows.to(e["lengths"].device, non_blocking=True)
         lengths = e["lengths"][rows]
-        width = int(lengths.max())
         pos = torch.arange(width, device=rows.device)
         mask = pos[None, :] < lengths[:, None]
         index = torch.where(mask, e["offsets"][rows][:, None] + pos[None, :], e["pad_row"])
@@ -108,12 +110,11 @@ class PrefixCache:
     def batches(self, name, batch_size, shuffle=False, seed=0):
         """Batches over a cached split; shuffled ones group similar lengths like make_loader."""
         e = self.splits[name]
-        n = len(e["lengths"])
+        n = len(e["lengths_cpu"])
         if shuffle:
             g = torch.Generator().manual_seed(seed)
-            order = torch.tensor(list(LengthGroupedSampler(batch_size, lengths=e["lengths"].tolist(), generator=g)))
+            order = torch.tensor(list(LengthGroupedSampler(batch_size, lengths=e["lengths_cpu"].tolist(), generator=g)))
         else:
             order = torch.arange(n)
-        order = order.to(e["lengths"].device)
         for b in range(math.ceil(n / batch_size)):
             yield self.batch(name, order[b * batch_size:(b + 1) * batch_size])

@@ -175,19 +175,25 @@ class MultiTaskModel(nn.Module):
             mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
             sentence = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
             out["intent_logits"] = self.intent_head(sentence)
-            if intent_label is not None and (intent_label != -100).any():
-                out["intent_loss"] = nn.functional.cross_entropy(out["intent_logits"].float(), intent_label,
-                                                                 ignore_index=-100)
+            if intent_label is not None:
+                out["intent_loss"] = masked_cross_entropy(out["intent_logits"], intent_label)
                 losses.append(out["intent_loss"])
         if self.slot_head is not None:
             out["slot_logits"] = self.slot_head(hidden)
-            if slot_labels is not None and (slot_labels != -100).any():
-                out["slot_loss"] = nn.functional.cross_entropy(out["slot_logits"].flatten(0, 1).float(),
-                                                               slot_labels.flatten(), ignore_index=-100)
+            if slot_labels is not None:
+                out["slot_loss"] = masked_cross_entropy(out["slot_logits"].flatten(0, 1), slot_labels.flatten())
                 losses.append(out["slot_loss"])
         if losses:
             out["loss"] = sum(losses)
         return out
+
+
+def masked_cross_entropy(logits, labels):
+    """Mean cross-entropy over the labels that are not -100; 0 when a batch has none (e.g.
+    scarce slot labels). Computed without asking the GPU whether any label is present, which
+    would stall every step on a host sync."""
+    total = nn.functional.cross_entropy(logits.float(), labels, ignore_index=-100, reduction="sum")
+    return total / (labels != -100).sum().clamp(min=1)
 
 
 def build_model(labels, backbone=None, dropout=0.1, seed=0):

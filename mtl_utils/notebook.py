@@ -28,9 +28,12 @@ class Settings:
     batch_size: int
     smoke: bool
 
-    def describe(self, n_train):
+    def describe(self, n_train, epochs=None):
+        """'2,000 training sentences, 3 epoch(s), batch 16, on CPU (2 cores)'; epochs=0: no training."""
+        epochs = self.epochs if epochs is None else epochs
         name = torch.cuda.get_device_name() if self.device.type == "cuda" else f"CPU ({os.cpu_count()} cores)"
-        return f"{n_train:,} training sentences, {self.epochs} epoch(s), batch {self.batch_size}, on {name}"
+        run = f", {epochs} epoch(s), batch {self.batch_size}" if epochs else ""
+        return f"{n_train:,} training sentences{run}, on {name}"
 
     def config(self, **changes):
         from .training import TrainConfig

@@ -56,7 +56,7 @@ def plot_grad_norms(history, ax=None, title="gradient norm per block"):
     ax.set_xlabel("step")
     ax.set_ylabel("L2 norm of the gradient")
     _stage_lines(history, ax)
-    ax.legend(fontsize=7, ncol=2, loc="upper right")
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     ax.set_title(title)
     return ax
 
@@ -107,7 +107,7 @@ def plot_lrs(history, ax=None):
     ax.set_yscale("log")
     ax.set_xlabel("step")
     ax.set_ylabel("learning rate")
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     ax.set_title("learning rate of each parameter group")
     return ax
 

@@ -169,3 +169,18 @@ def test_random_freeze_patterns_keep_their_guarantees(small, seed):
             assert not torch.equal(p, before[name]), name
     for b in frozen:
         assert not any(m.training for m in model.blocks()[b].modules()), b
+
+
+def test_keep_task_labels_and_masked_loss(small):
+    model, tokenizer, data, _ = small
+    part = mu.keep_task_labels(data["train"], "slots", 0.25, seed=1)
+    labelled = [any(x != -100 for x in row) for row in part["slot_labels"]]
+    assert sum(labelled) == 16                                      # 25% of 64
+    assert part["intent_label"] == data["train"]["intent_label"]    # the other task is untouched
+    assert part["slot_labels"][labelled.index(True)] == data["train"]["slot_labels"][labelled.index(True)]
+    none = mu.keep_task_labels(data["train"], "intent", 0.0)
+    batch = next(iter(mu.make_loader(none, tokenizer, 8)))
+    out = model(**batch)
+    assert out["intent_loss"].item() == 0.0 and out["slot_loss"].item() > 0
+    with pytest.raises(mu.MTLError):
+        mu.keep_task_labels(data["train"], "ner", 0.5)
