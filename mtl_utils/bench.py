@@ -37,8 +37,7 @@ def _sync(device):
 
 def run_mode(mode, max_train, batch_size, device, seed=0):
     """Time one epoch of one mode, in this process. Returns a dict of measurements."""
-    from . import Stage, TrainConfig, Trainer, build_model, encode, freeze, freeze_bottom, load_data
-    from .common import pick_device
+    from . import Stage, TrainConfig, Trainer, build_model, encode, freeze, freeze_bottom, frozen_blocks, load_data
     frozen, cache = MODES[mode]
     dsd, labels = load_data(seed=seed, max_train=max_train)
     model, tokenizer = build_model(labels, seed=seed)
@@ -47,7 +46,6 @@ def run_mode(mode, max_train, batch_size, device, seed=0):
         freeze(model)
     elif frozen is not None:
         freeze_bottom(model, frozen)
-    from .freezing import frozen_blocks
     trainer = Trainer(model, data, tokenizer, TrainConfig(batch_size=batch_size, device=device, seed=seed,
                                                           cache=cache, progress=False))
     dev = trainer.device
