@@ -238,10 +238,10 @@ def load_model(folder, labels=None):
                 raise MTLError(f"the saved model's {task} labels do not match the data's "
                                f"(differ in: {diff}); train a new model on this data")
     config = AutoConfig.from_pretrained(folder / "encoder", trust_remote_code=False)
-    encoder = AutoModel.from_config(config, **_no_pooler(config.model_type))
+    encoder = AutoModel.from_config(config, trust_remote_code=False, **_no_pooler(config.model_type))
     model = MultiTaskModel(encoder, meta["intent_labels"], meta["tag_labels"], meta["dropout"], meta["backbone"])
     load_safetensors(model, str(folder / "model.safetensors"))
-    tokenizer = AutoTokenizer.from_pretrained(folder / "tokenizer")
+    tokenizer = AutoTokenizer.from_pretrained(folder / "tokenizer", trust_remote_code=False)
     if meta["frozen_blocks"]:
         freeze(model, *meta["frozen_blocks"])
     return model, tokenizer

@@ -100,3 +100,45 @@ def test_single_task_model_has_only_its_head(backbone):
         assert "no intent_head" in str(e)
     else:
         raise AssertionError
+
+
+# -- security: checkpoints hold no pickles, and a checkpoint's Python code is never run ------
+def _plant_remote_code(folder):
+    """Make `folder`'s config.json ask for a model class from evil.py, a module that leaves a
+    file behind when it is imported. Returns that file's path."""
+    import json
+    sentinel = folder / "REMOTE_CODE_RAN"
+    (folder / "evil.py").write_text(f"open({str(sentinel)!r}, 'w').write('ran')\n"
+                                    "from transformers import BertConfig as EvilConfig, BertModel as EvilModel\n")
+    config = json.loads((folder / "config.json").read_text())
+    config["auto_map"] = {"AutoConfig": "evil.EvilConfig", "AutoModel": "evil.EvilModel"}
+    (folder / "config.json").write_text(json.dumps(config))
+    return sentinel
+
+
+def test_saved_model_holds_no_pickle(small, tmp_path):
+    model, tokenizer, _, _ = small
+    folder = mu.save_model(model, tokenizer, tmp_path / "m")
+    files = [p for p in folder.rglob("*") if p.is_file()]
+    assert files and all(p.suffix in (".safetensors", ".json", ".txt") for p in files), files
+
+
+def test_backbone_remote_code_is_not_run(backbone, tmp_path):
+    from transformers import BertConfig, BertModel
+    _, tokenizer = backbone
+    tokenizer.save_pretrained(tmp_path)
+    BertModel(BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=1,
+                         num_attention_heads=2, intermediate_size=64)).save_pretrained(tmp_path)
+    sentinel = _plant_remote_code(tmp_path)
+    encoder, _ = mu.load_backbone(str(tmp_path))
+    assert not sentinel.exists(), "load_backbone imported the checkpoint's own Python code"
+    assert type(encoder).__name__ == "BertModel"
+
+
+def test_saved_model_remote_code_is_not_run(small, tmp_path):
+    model, tokenizer, _, labels = small
+    folder = mu.save_model(model, tokenizer, tmp_path / "m")
+    sentinel = _plant_remote_code(folder / "encoder")
+    loaded, _ = mu.load_model(folder, labels)
+    assert not sentinel.exists(), "load_model imported the checkpoint's own Python code"
+    assert type(loaded.encoder).__name__ == "BertModel"
