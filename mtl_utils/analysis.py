@@ -47,6 +47,15 @@ def _centroids(vectors, labels, vocab):
     return torch.nn.functional.normalize(sums, dim=-1), torch.bincount(index, minlength=len(vocab))
 
 
+def _nearest(train_vectors, train_labels, test_vectors, vocab):
+    """The label of each test vector's closest training centroid (cosine); a label with no
+    training vector is never predicted."""
+    c, n = _centroids(train_vectors, train_labels, vocab)
+    scores = torch.nn.functional.normalize(test_vectors, dim=-1) @ c.T
+    scores[:, n == 0] = -2
+    return [vocab[i] for i in scores.argmax(1)]
+
+
 def nearest_centroid(encoder, data, tokenizer, labels, device, train="train", test="test", predictions=False):
     """Training-free readout on a frozen encoder: intent accuracy, slot F1, frame accuracy.
     With predictions=True also returns (predicted intents, predicted tag lists)."""
@@ -54,15 +63,11 @@ def nearest_centroid(encoder, data, tokenizer, labels, device, train="train", te
     s_test, w_test, _ = encode_split(encoder, data[test], tokenizer, device)
     pred_intents = pred_tags = gold_intents = gold_tags = None
     if labels.intents:
-        c, _ = _centroids(s_train, data[train]["intent"], labels.intents)
-        pred_intents = [labels.intents[i] for i in (torch.nn.functional.normalize(s_test, dim=-1) @ c.T).argmax(1)]
+        pred_intents = _nearest(s_train, data[train]["intent"], s_test, labels.intents)
         gold_intents = data[test]["intent"]
     if labels.tags:
         seen = [t for ws, tags in zip(data[train]["word_start"], data[train]["tags"]) for t in tags[:sum(ws)]]
-        c, n = _centroids(w_train, seen, labels.tags)
-        scores = torch.nn.functional.normalize(w_test, dim=-1) @ c.T
-        scores[:, n == 0] = -2                     # a tag with no training vector is never predicted
-        flat = [labels.tags[i] for i in scores.argmax(1)]
+        flat = _nearest(w_train, seen, w_test, labels.tags)
         gold_tags = data[test]["tags"]
         pred_tags, at = [], 0
         for ws, gold in zip(data[test]["word_start"], gold_tags):
@@ -80,12 +85,9 @@ def layer_readout(encoder, train_split, test_split, tokenizer, labels, device):
         _, _, hs = encode_split(encoder, split, tokenizer, device, layers=True)
         lens = [len(x) for x in split["input_ids"]]
         return [torch.stack([h.mean(0) for h in x.split(lens)]) for x in hs]
-    accs = []
-    for a, b in zip(pooled(train_split), pooled(test_split)):
-        c, _ = _centroids(a, train_split["intent"], labels.intents)
-        pred = (torch.nn.functional.normalize(b, dim=-1) @ c.T).argmax(1).tolist()
-        accs.append(sum(labels.intents[i] == g for i, g in zip(pred, test_split["intent"])) / len(pred))
-    return accs
+    return [task_metrics(test_split["intent"], _nearest(a, train_split["intent"], b, labels.intents),
+                         None, None)["intent_accuracy"]
+            for a, b in zip(pooled(train_split), pooled(test_split))]
 
 
 def linear_cka(x, y):

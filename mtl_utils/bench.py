@@ -13,7 +13,6 @@ CPU, peak allocated GPU memory on CUDA). The last stdout line is one JSON object
 """
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -38,6 +37,7 @@ def _sync(device):
 def run_mode(mode, max_train, batch_size, device, seed=0):
     """Time one epoch of one mode, in this process. Returns a dict of measurements."""
     from . import Stage, TrainConfig, Trainer, build_model, encode, freeze, freeze_bottom, frozen_blocks, load_data
+    from .common import peak_memory
     frozen, cache = MODES[mode]
     dsd, labels = load_data(seed=seed, max_train=max_train)
     model, tokenizer = build_model(labels, seed=seed)
@@ -63,11 +63,9 @@ def run_mode(mode, max_train, batch_size, device, seed=0):
            "cache_build_s": trainer.cache.build_seconds if trainer.cache else None,
            "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
            "n_train": len(dsd["train"])}
+    out.update(peak_memory(dev))
     if dev.type == "cuda":
-        out["peak_mem_mb"] = torch.cuda.max_memory_allocated() / 2**20
         out["gpu"] = torch.cuda.get_device_name()
-    else:
-        out["peak_mem_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if mode == "full":   # model FLOPs of a training step: 6 x (non-embedding params) x real tokens
         tokens = sum(len(x) for x in data["train"]["input_ids"])
         dense = sum(p.numel() for n, p in model.named_parameters() if "embeddings" not in n)

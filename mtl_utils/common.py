@@ -1,8 +1,9 @@
-"""Small things every other module needs: the error type, smoke mode, the device.
+"""Small things every other module needs: the error type, smoke mode, the device, peak memory.
 
 Nothing here is about multi-task learning; it only keeps the other files short.
 """
 import os
+import resource
 
 import torch
 
@@ -30,3 +31,12 @@ def pick_device(device="auto"):
     if device not in ("cpu", "cuda"):
         raise MTLError(f"unknown device {device!r}; use auto, cpu or cuda")
     return torch.device(device)
+
+
+def peak_memory(device):
+    """GPU: the most memory torch allocated during training. CPU: the process's peak resident
+    memory so far (model, data and training together; compare runs in fresh processes)."""
+    if device.type == "cuda":
+        return {"peak_mem_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1), "peak_mem_kind": "cuda allocated"}
+    return {"peak_mem_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "peak_mem_kind": "process peak RSS"}

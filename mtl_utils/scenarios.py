@@ -10,27 +10,17 @@
 A frozen head must hold trained values: from `init` (a saved model) if given, else from a
 short warm-up that trains both heads on the frozen encoder first. The result says which.
 """
-import resource
 import time
 
 import torch
 
-from .common import MTLError
+from .common import MTLError, peak_memory
 from .data import encode
 from .freezing import SCENARIOS, count_params, progressive_stages
 from .model import build_model, load_model
 from .training import Stage, Trainer, frozen_head_warmup
 
 SCENARIO_NAMES = ["all-frozen", "backbone-frozen", "intent-head-frozen", "slot-head-frozen", "progressive", "full"]
-
-
-def peak_memory(device):
-    """GPU: the most memory torch allocated during training. CPU: the process's peak resident
-    memory so far (model, data and training together; compare runs in fresh processes)."""
-    if device.type == "cuda":
-        return {"peak_mem_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1), "peak_mem_kind": "cuda allocated"}
-    return {"peak_mem_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-            "peak_mem_kind": "process peak RSS"}
 
 
 def stages_for(model, scenario, epochs):
