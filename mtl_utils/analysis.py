@@ -9,7 +9,10 @@
   fine-tuned layer drifted from the pretrained one (forgetting, made measurable).
 - `neighbour_overlap`: how many of each sentence's k nearest neighbours (by mean-pooled
   sentence embedding) are still its neighbours after fine-tuning.
+- `confusion` and `slot_errors`: what a trained model gets wrong (error analysis).
 """
+from collections import Counter
+
 import torch
 
 from .data import make_loader
@@ -21,7 +24,7 @@ def encode_split(encoder, split, tokenizer, device, layers=False, batch_size=128
     """Run an encoder over an encoded split. Returns per sentence mean-pooled vectors, the
     first-subword vectors of every word (flat, in word order), and optionally every layer's
     token vectors (a list over layers of [n_tokens, hidden], padding removed)."""
-    was_training = encoder.training
+    modes = {m: m.training for m in encoder.modules()}     # put back exactly: frozen blocks stay in eval
     encoder.eval().to(device)
     sentences, words, per_layer = [], [], None
     for batch in make_loader(split, tokenizer, batch_size):
@@ -36,7 +39,8 @@ def encode_split(encoder, split, tokenizer, device, layers=False, batch_size=128
             keep = batch["attention_mask"].bool()
             hs = [x.float()[keep] for x in out.hidden_states]
             per_layer = hs if per_layer is None else [torch.cat([a, b]) for a, b in zip(per_layer, hs)]
-    encoder.train(was_training)
+    for m, mode in modes.items():
+        m.training = mode
     return torch.cat(sentences).cpu(), torch.cat(words).cpu(), ([x.cpu() for x in per_layer] if layers else None)
 
 
@@ -115,3 +119,37 @@ def neighbour_overlap(encoder_a, encoder_b, split, tokenizer, device, k=10):
         return sim.topk(k, dim=1).indices
     a, b = knn(encoder_a), knn(encoder_b)
     return float(sum(len(set(x.tolist()) & set(y.tolist())) for x, y in zip(a, b)) / (k * len(a)))
+
+
+def confusion(gold, pred, labels):
+    """Intent confusion matrix: rows = gold label, columns = predicted label (counts)."""
+    index = {label: i for i, label in enumerate(labels)}
+    m = torch.zeros(len(labels), len(labels), dtype=torch.long)
+    for g, p in zip(gold, pred):
+        if g in index:
+            m[index[g], index[p]] += 1
+    return m
+
+
+def _spans(tags):
+    """(type, start, end) of each BIO entity (seqeval's rules: an I- without its B- starts one)."""
+    from seqeval.metrics.sequence_labeling import get_entities
+    return {(t, s, e) for t, s, e in get_entities(list(tags))}
+
+
+def slot_errors(tokens, gold_tags, pred_tags, n=10):
+    """The slot types with the most entity errors, each with a missed or wrong example:
+    [(type, missed, invented, example)], most errors first. missed = gold entities not found
+    exactly; invented = predicted entities that are not gold."""
+    missed, invented, example = Counter(), Counter(), {}
+    for words, gold, pred in zip(tokens, gold_tags, pred_tags):
+        g, p = _spans(gold), _spans(pred)
+        for t, s, e in g - p:
+            missed[t] += 1
+            got = [f"{pt} '{' '.join(words[ps:pe + 1])}'" for pt, ps, pe in p if ps <= e and pe >= s]
+            example.setdefault(t, f"'{' '.join(words[s:e + 1])}' in \"{' '.join(words)}\" -> "
+                                  + (", ".join(got) if got else "nothing"))
+        for t, _, _ in p - g:
+            invented[t] += 1
+    types = sorted(set(missed) | set(invented), key=lambda t: -(missed[t] + invented[t]))
+    return [(t, missed[t], invented[t], example.get(t, "")) for t in types[:n]]

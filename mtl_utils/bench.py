@@ -1,6 +1,6 @@
 """Benchmark: does the cost of training follow what is trainable?
 
-    python -m mtl_utils bench [--max-train N] [--batch-size B] [--device auto|cpu|cuda]
+    python -m mtl_utils bench [--max-train N] [--batch-size B] [--device auto|cpu|cuda] [--modes full ...]
 
 One run times one training epoch on the same slice of SNIPS for each mode:
     full            everything trains
@@ -9,13 +9,14 @@ One run times one training epoch on the same slice of SNIPS for each mode:
     top2            embeddings + bottom 4 layers frozen, recomputed
     top2_cached     the same, bottom of the encoder computed once
 Each mode runs in a fresh child process so that its peak memory is its own (peak RSS on
-CPU, peak allocated GPU memory on CUDA). The last stdout line is one JSON object.
+CPU, peak allocated GPU memory on CUDA). On a GPU it also reports full fine-tuning's model
+FLOP/s against the card's data-sheet peak for the precision used (device.PEAK_TFLOPS).
+The last stdout line is one JSON object.
 """
 import json
 import os
 import subprocess
 import sys
-import time
 
 import torch
 
@@ -26,7 +27,6 @@ MODES = {   # mode -> (blocks frozen: "backbone" or the bottom n layers, use the
     "top2": (4, False),
     "top2_cached": (4, True),
 }
-PEAK_BF16_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L4": 121e12, "T4": 65e12}  # dense
 
 
 def _sync(device):
@@ -36,10 +36,14 @@ def _sync(device):
 
 def run_mode(mode, max_train, batch_size, device, seed=0):
     """Time one epoch of one mode, in this process. Returns a dict of measurements."""
-    from . import Stage, TrainConfig, Trainer, build_model, encode, freeze, freeze_bottom, frozen_blocks, load_data
-    from .common import peak_memory
+    from .common import run_size
+    from .data import encode, load_data
+    from .device import device_name, peak_memory
+    from .freezing import freeze, freeze_bottom
+    from .model import build_model
+    from .training import TrainConfig, Trainer
     frozen, cache = MODES[mode]
-    dsd, labels = load_data(seed=seed, max_train=max_train)
+    dsd, labels = load_data(seed=seed, max_train=max_train, max_eval=run_size(gpu=False).max_eval)
     model, tokenizer = build_model(labels, seed=seed)
     data = encode(dsd, tokenizer, labels)
     if frozen == "backbone":
@@ -49,23 +53,16 @@ def run_mode(mode, max_train, batch_size, device, seed=0):
     trainer = Trainer(model, data, tokenizer, TrainConfig(batch_size=batch_size, device=device, seed=seed,
                                                           cache=cache, progress=False))
     dev = trainer.device
-    model.to(dev)
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    stage = Stage(mode, frozen_blocks(model), 1)
-    trainer._start_stage(stage)          # builds the cache when the mode uses one
     _sync(dev)
-    t0 = time.perf_counter()
-    trainer._train_epoch(stage)
-    _sync(dev)
-    epoch_s = time.perf_counter() - t0
-    out = {"mode": mode, "epoch_s": epoch_s, "steps": trainer.step, "device": str(dev),
-           "cache_build_s": trainer.cache.build_seconds if trainer.cache else None,
+    history = trainer.fit(1)      # the epoch's own time is in the history, without cache build and validation
+    out = {"mode": mode, "epoch_s": history.epochs[0]["seconds"], "steps": trainer.step, "device": str(dev),
+           "gpu": device_name(dev), "precision": trainer.precision.name,
+           "cache_build_s": history.stages[0]["cache_seconds"] if cache else None,
            "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad),
            "n_train": len(dsd["train"])}
     out.update(peak_memory(dev))
-    if dev.type == "cuda":
-        out["gpu"] = torch.cuda.get_device_name()
     if mode == "full":   # model FLOPs of a training step: 6 x (non-embedding params) x real tokens
         tokens = sum(len(x) for x in data["train"]["input_ids"])
         dense = sum(p.numel() for n, p in model.named_parameters() if "embeddings" not in n)
@@ -73,14 +70,19 @@ def run_mode(mode, max_train, batch_size, device, seed=0):
     return out
 
 
-def bench(max_train=None, batch_size=None, device="auto", seed=0):
-    from .common import is_smoke, pick_device
+def bench(max_train=None, batch_size=None, device="auto", seed=0, modes=None):
+    from .common import MTLError, run_size
+    from .device import peak_tflops, pick_device
     dev = pick_device(device)
-    if max_train is None:
-        max_train = 64 if is_smoke() else (None if dev.type == "cuda" else 2000)
-    batch_size = batch_size or (32 if dev.type == "cuda" else 16)
+    size = run_size(gpu=dev.type == "cuda", notebook=True)
+    max_train = max_train or size.max_train
+    batch_size = batch_size or size.batch_size
+    modes = modes or list(MODES)
+    unknown = [m for m in modes if m not in MODES]
+    if unknown or "full" not in modes:
+        raise MTLError(f"bench modes must include full and come from: {', '.join(MODES)} (got {modes})")
     results = {}
-    for mode in MODES:
+    for mode in modes:
         cmd = [sys.executable, "-m", "mtl_utils", "bench", "--one", mode, "--batch-size", str(batch_size),
                "--device", dev.type, "--seed", str(seed)] + (["--max-train", str(max_train)] if max_train else [])
         r = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
@@ -96,12 +98,13 @@ def bench(max_train=None, batch_size=None, device="auto", seed=0):
         summary[f"{mode}_peak_mem_mb"] = round(r["peak_mem_mb"], 1)
         if r["cache_build_s"] is not None:
             summary[f"{mode.replace('_cached', '')}_cache_build_s"] = round(r["cache_build_s"], 4)
-    gpu = results["full"].get("gpu")
+    gpu = results["full"]["gpu"] if dev.type == "cuda" else None
     if gpu:
         flops = results["full"]["model_flops"] / full
-        peak = next((v for k, v in PEAK_BF16_FLOPS.items() if k in gpu), None)
-        summary.update(gpu=gpu, full_model_tflops=round(flops / 1e12, 2),
-                       full_mfu=round(flops / peak, 4) if peak else None)
+        precision = results["full"]["precision"]
+        peak = peak_tflops(gpu, precision)
+        summary.update(gpu=gpu, precision=precision, full_model_tflops=round(flops / 1e12, 2),
+                       full_mfu=round(flops / (peak * 1e12), 4) if peak else None)
     print(f"\n{'mode':<15}{'epoch s':>10}{'x faster than full':>20}{'cache build s':>15}"
           f"{'peak mem MB':>13}{'trainable':>13}")
     for mode, r in results.items():
@@ -109,8 +112,9 @@ def bench(max_train=None, batch_size=None, device="auto", seed=0):
         print(f"{mode:<15}{r['epoch_s']:>10.3f}{full / r['epoch_s']:>20.1f}{build:>15}"
               f"{r['peak_mem_mb']:>13.0f}{r['trainable_params']:>13,}")
     print(f"(device {summary['device']}, {summary['n_train']} training sentences, batch {batch_size}; "
-          "cache build: train + validation splits, paid once per stage, not per epoch)")
+          "cache build: the training split, paid once per stage, not per epoch)")
     if gpu:
         print(f"full fine-tuning: {summary['full_model_tflops']} TFLOP/s of model FLOPs on {gpu}"
-              + (f" = {100 * summary['full_mfu']:.1f}% of its bf16 dense peak" if summary["full_mfu"] else ""))
+              + (f" = {100 * summary['full_mfu']:.1f}% of its {summary['precision']} dense peak"
+                 if summary["full_mfu"] else ""))
     return summary

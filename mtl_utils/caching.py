@@ -8,23 +8,53 @@ heads from there. k = all layers is "backbone frozen": only the heads run per st
 
     cache = PrefixCache(model, k=6)           # embeddings + layer.0..5 frozen
     cache.build("train", encoded_split, device)
-    for batch in cache.batches("train", batch_size=16, shuffle=True):
-        out = model(**batch)                  # batch["prefix_hidden"] replaces input_ids
+    batch = cache.batch("train", rows)        # prefix_hidden replaces input_ids
+    out = forward(model, batch)               # runs layer.k.. and the heads only
 
-A batch from the cache is pure tensor indexing: no tokenizer, no collator, no Python loop
-over tokens. The Trainer builds a cache at the start of every stage whose frozen set allows
-it, so a stage that unfreezes more layers (progressive unfreezing) gets a new, shallower
-cache: the old one would hold the output of layers that now train.
+A cache knows what it was built for (its depth, the frozen set and a checksum of the frozen
+weights): `cache.covers(model)` says whether it is still valid, and the Trainer rebuilds it
+whenever it is not (after an unfreeze, a freeze, or loading other weights).
+A batch from the cache is pure tensor indexing: no tokenizer, no collator, no Python loop.
 """
-import math
 import time
 
 import torch
-from transformers.trainer_pt_utils import LengthGroupedSampler
 
-from .freezing import is_frozen
+from .freezing import frozen_blocks, is_frozen
 
 CACHEABLE = ("bert", "roberta", "xlm-roberta", "electra")   # encoders whose layers we can run one by one
+
+
+# -- the encoder, one layer at a time (BERT-like encoders in transformers 5) --------------------
+def _mask(model, hidden, attention_mask):
+    from transformers.masking_utils import create_bidirectional_mask
+    return create_bidirectional_mask(model.encoder.config, hidden, attention_mask)
+
+
+def run_prefix(model, input_ids, attention_mask, k):
+    """Embeddings + layer.0..k-1: what a frozen prefix computes."""
+    hidden = model.encoder.embeddings(input_ids=input_ids)
+    mask = _mask(model, hidden, attention_mask)
+    for layer in model.layers[:k]:
+        hidden = layer(hidden, mask)
+    return hidden
+
+
+def run_layers(model, hidden, attention_mask, start):
+    """layer.start .. the top layer, from the hidden states below layer.start."""
+    mask = _mask(model, hidden, attention_mask)
+    for layer in model.layers[start:]:
+        hidden = layer(hidden, mask)
+    return hidden
+
+
+def forward(model, batch):
+    """The model's outputs for a batch, plain (input_ids) or cached (prefix_hidden)."""
+    labels = {k: batch[k] for k in ("slot_labels", "intent_label") if k in batch}
+    if "prefix_hidden" in batch:
+        hidden = run_layers(model, batch["prefix_hidden"], batch["attention_mask"], batch["prefix_layers"])
+        return model.heads(hidden, batch["attention_mask"], **labels)
+    return model(batch["input_ids"], batch["attention_mask"], **labels)
 
 
 def frozen_prefix_depth(model):
@@ -41,19 +71,36 @@ def frozen_prefix_depth(model):
     return k
 
 
+def prefix_checksum(model, k):
+    """A cheap fingerprint of the frozen prefix's weights (catches a load_state_dict)."""
+    blocks = model.blocks()
+    with torch.no_grad():
+        return sum(float(p.double().sum()) for b in ["embeddings"] + [f"layer.{i}" for i in range(k)]
+                   for p in blocks[b].parameters())
+
+
 class PrefixCache:
 
     def __init__(self, model, k):
         self.model, self.k = model, k
+        self.frozen = tuple(frozen_blocks(model))
+        self.checksum = prefix_checksum(model, k)
         self.splits = {}
         self.build_seconds = 0.0
 
+    def covers(self, model, check_weights=False):
+        """Still valid for the model as it is now? (the weight checksum only when asked: it reads
+        every frozen weight, so the Trainer asks at the start of fit() and evaluate(), not per step)"""
+        if model is not self.model or frozen_prefix_depth(model) != self.k or tuple(frozen_blocks(model)) != self.frozen:
+            return False
+        return not check_weights or prefix_checksum(model, self.k) == self.checksum
+
     @torch.no_grad()
-    def build(self, name, split, device, batch_size=64, amp_dtype=None):
+    def build(self, name, split, device, batch_size=64, precision=None):
         """Run embeddings + layer.0..k-1 once over an encoded split; keep the hidden states."""
         t0 = time.perf_counter()
         model = self.model
-        was_training = model.training
+        modes = {m: m.training for m in model.modules()}
         model.eval()
         lengths = torch.tensor([len(x) for x in split["input_ids"]])
         chunks = []
@@ -67,8 +114,9 @@ class PrefixCache:
             for i, r in enumerate(rows):
                 input_ids[i, :lengths[r]] = torch.tensor(ids[r])
                 mask[i, :lengths[r]] = 1
-            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                hidden = model.run_prefix(input_ids.to(device), mask.to(device), self.k)
+            with torch.autocast(device.type, dtype=precision.dtype if precision else None,
+                                enabled=bool(precision and precision.dtype)):
+                hidden = run_prefix(model, input_ids.to(device), mask.to(device), self.k)
             chunks += [(r, hidden[i, :lengths[r]].float()) for i, r in enumerate(rows)]
         chunks.sort(key=lambda c: c[0])
         flat = torch.cat([h for _, h in chunks])
@@ -82,7 +130,8 @@ class PrefixCache:
         if "intent_label" in split.column_names:
             entry["intent_label"] = torch.tensor(split["intent_label"], device=device)
         self.splits[name] = entry
-        model.train(was_training)
+        for m, mode in modes.items():
+            m.training = mode
         self.build_seconds += time.perf_counter() - t0
         return self
 
@@ -91,30 +140,19 @@ class PrefixCache:
                    if torch.is_tensor(t))
 
     def batch(self, name, rows):
-        """The batch of sentences `rows` (a CPU LongTensor), padded to its longest sentence."""
+        """The batch of sentences `rows` (row indices), padded to its longest sentence."""
         e = self.splits[name]
+        rows = torch.as_tensor(rows)
         width = int(e["lengths_cpu"][rows].max())
         rows = rows.to(e["lengths"].device, non_blocking=True)
         lengths = e["lengths"][rows]
         pos = torch.arange(width, device=rows.device)
         mask = pos[None, :] < lengths[:, None]
         index = torch.where(mask, e["offsets"][rows][:, None] + pos[None, :], e["pad_row"])
-        out = {"prefix_hidden": e["hidden"][index], "attention_mask": mask.long()}
+        out = {"prefix_hidden": e["hidden"][index], "attention_mask": mask.long(), "prefix_layers": self.k}
         for key in ("slot_labels", "word_start"):
             if key in e:
                 out[key] = e[key][index]
         if "intent_label" in e:
             out["intent_label"] = e["intent_label"][rows]
         return out
-
-    def batches(self, name, batch_size, shuffle=False, seed=0):
-        """Batches over a cached split; shuffled ones group similar lengths like make_loader."""
-        e = self.splits[name]
-        n = len(e["lengths_cpu"])
-        if shuffle:
-            g = torch.Generator().manual_seed(seed)
-            order = torch.tensor(list(LengthGroupedSampler(batch_size, lengths=e["lengths_cpu"].tolist(), generator=g)))
-        else:
-            order = torch.arange(n)
-        for b in range(math.ceil(n / batch_size)):
-            yield self.batch(name, order[b * batch_size:(b + 1) * batch_size])

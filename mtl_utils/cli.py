@@ -1,136 +1,150 @@
-"""Command line: python -m mtl_utils train --scenario S [options]
+"""Command line: python -m mtl_utils COMMAND ...
 
-The last line on stdout is one JSON object with the test metrics and the run's facts.
-A user mistake exits with status 2 and one line on stderr, never a traceback.
+    train       one scenario, scored on the test split (options: RunOptions + TrainConfig fields)
+    predict     a saved model's intent and slot tags for your sentences
+    sweep       scenarios x seeds through `train`, into one results file (sweep.py)
+    bench       epoch time per freezing mode (bench.py)
+    notebooks   execute the series' notebooks: the main job (runner.py)
+    publish     write the repository's OWNER/NAME into badges and setup cells (publish.py)
+
+The train options are generated from the dataclasses in config.py and scenarios.py
+(transformers' HfArgumentParser), so each setting is defined once. train's last line on
+stdout is one JSON object. A user mistake exits with status 2 and one line on stderr.
 """
-import argparse
 import json
 import os
 import sys
+from dataclasses import fields
 from pathlib import Path
 
-from .common import MTLError, is_smoke
+from .common import MTLError
 
 
-class Parser(argparse.ArgumentParser):
-    def error(self, message):       # one line, no usage block
-        print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
-        sys.exit(2)
+def _parser_class():
+    from transformers import HfArgumentParser
+
+    class Parser(HfArgumentParser):
+        def error(self, message):       # one line, no usage block
+            print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
+            sys.exit(2)
+    return Parser
 
 
 def parser():
-    from .scenarios import SCENARIO_NAMES
-    from .training import TrainConfig
-    d = TrainConfig()
+    from .common import run_size
+    from .config import TrainConfig
+    from .scenarios import RunOptions
+    Parser = _parser_class()
     p = Parser(prog="python -m mtl_utils", description="Multi-task fine-tuning with freezing.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
-    t = sub.add_parser("train", help="train one freezing scenario and score it on the test split")
-    t.add_argument("--scenario", required=True, choices=SCENARIO_NAMES, metavar="S",
-                   help="one of: " + ", ".join(SCENARIO_NAMES))
-    t.add_argument("--data", default=None, help="data folder (default: SNIPS from MTL_DATA_DIR, cache or download)")
-    t.add_argument("--format", default="snips", choices=["snips", "jsonl", "conll"])
-    t.add_argument("--backbone", default=None, help="Hugging Face encoder name or folder (default: MTL_BACKBONE "
-                   "or the packaged all-MiniLM-L6-v2)")
-    t.add_argument("--init", default=None, help="start from a saved multi-task model folder")
-    t.add_argument("--epochs", type=int, default=1 if is_smoke() else d.epochs,
-                   help="epochs (per stage for progressive)")
-    t.add_argument("--max-train", type=int, default=None, help="use the first N of a seeded shuffle of train")
-    t.add_argument("--batch-size", type=int, default=d.batch_size)
-    t.add_argument("--lr-encoder", type=float, default=d.lr_encoder)
-    t.add_argument("--lr-heads", type=float, default=d.lr_heads)
-    t.add_argument("--layer-decay", type=float, default=d.layer_decay)
-    t.add_argument("--warmup-epochs", type=int, default=1, help="heads-only warm-up before freezing a head")
-    t.add_argument("--seed", type=int, default=d.seed)
-    t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    t.add_argument("--out", default=None, help="folder for metrics.json and history.json")
-    t.add_argument("--save-model", action="store_true", help="also save the trained model under --out/model")
-    t.add_argument("--quiet", action="store_true", help="no progress bars or tables, only the JSON line")
+    t = sub.add_parser("train", dataclass_types=[RunOptions, TrainConfig],
+                       help="train one scenario and score it on the test split")
+    t.set_defaults(epochs=run_size(gpu=False).epochs)          # 1 in smoke mode
+    pr = sub.add_parser("predict", help="a saved model's intent and slot tags for your sentences")
+    pr.add_argument("sentences", nargs="+", help="sentences, words separated by spaces")
+    pr.add_argument("--model", required=True, help="a folder written by train --save-model")
+    pr.add_argument("--json", action="store_true", help="one JSON object a line")
+    pr.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
+    s = sub.add_parser("sweep", help="scenarios x seeds through train, into one results file")
+    s.add_argument("--arms", nargs="*", default=None, help="arms to run (default: all, see sweep.ARMS)")
+    s.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
+    s.add_argument("--max-train", type=int, default=None, help="default: 2,000 on CPU, all on a GPU")
+    s.add_argument("--epochs", type=int, default=None, help="encoder epochs per arm (default: 3)")
+    s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    s.add_argument("--out", default=None, help="results file (default: notebooks/results/sweep_<device>.json)")
+    s.add_argument("--readme", action="store_true", help="only rewrite README.md's results table from --out")
     b = sub.add_parser("bench", help="time one epoch per freezing mode, with and without caching")
     b.add_argument("--max-train", type=int, default=None, help="training sentences (default: 2000 on CPU, all on GPU)")
     b.add_argument("--batch-size", type=int, default=None, help="default: 16 on CPU, 32 on GPU")
     b.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    b.add_argument("--modes", nargs="*", default=None, help="modes to time (default: all)")
     b.add_argument("--seed", type=int, default=0)
-    b.add_argument("--one", default=None, help=argparse.SUPPRESS)   # internal: run one mode in this process
+    b.add_argument("--one", default=None, help="==SUPPRESS==")   # internal: run one mode in this process
     n = sub.add_parser("notebooks", help="execute the series' notebooks in place (the main job)")
-    n.add_argument("paths", nargs="*", help="notebooks to run (default: notebooks/*.ipynb)")
+    n.add_argument("paths", nargs="*", help="notebooks to run (default: notebooks/[0-9]*.ipynb)")
+    n.add_argument("--only", nargs="*", default=None, help="numbers of the notebooks to run, e.g. --only 02 04")
+    n.add_argument("--smoke", action="store_true", help="tiny data, 1 epoch (same as MTL_SMOKE=1); outputs not saved")
+    n.add_argument("--solutions", action="store_true", help="also run notebooks/solutions/")
+    pu = sub.add_parser("publish", help="name the series' repository in every badge and setup cell")
+    pu.add_argument("--repo", default=None, help="OWNER/NAME (default: from git remote origin)")
     return p
 
 
-def run_notebooks(paths):
-    """Execute notebooks in place, in their own folder, saving outputs (figures included)."""
-    import time
-    try:
-        import nbformat
-        from nbclient import NotebookClient
-    except ImportError:
-        raise MTLError("running notebooks needs nbclient and ipykernel: pip install -e '.[test]'") from None
-    paths = [Path(p) for p in paths] or sorted(Path("notebooks").glob("[0-9]*.ipynb"))
-    if not paths:
-        raise MTLError("no notebooks found: run this from the repository root or name them")
-    times = {}
-    for path in paths:
-        if not path.exists():
-            raise MTLError(f"{path} does not exist")
-        nb = nbformat.read(path, as_version=4)
-        t0 = time.perf_counter()
-        print(f"running {path} ...", flush=True)
-        NotebookClient(nb, timeout=None, kernel_name="python3",
-                       resources={"metadata": {"path": str(path.parent)}}).execute()
-        times[str(path)] = round(time.perf_counter() - t0, 1)
-        nbformat.write(nb, path)
-        print(f"  done in {times[str(path)]} s", flush=True)
-    return {"notebooks": times}
-
-
-def train(args):
-    from .common import pick_device
+def train(ns):
+    from .common import run_size
+    from .config import TrainConfig
     from .data import load_data
-    from .model import save_model
-    from .scenarios import run_scenario
-    from .training import TrainConfig
-    if args.save_model and not args.out:
+    from .device import pick_device
+    from .scenarios import RunOptions, run_scenario
+    opts = RunOptions(**{f.name: getattr(ns, f.name) for f in fields(RunOptions)})
+    config = TrainConfig(**{f.name: getattr(ns, f.name) for f in fields(TrainConfig)})
+    if opts.save_model and not opts.out:
         raise MTLError("--save-model needs --out DIR")
-    for name in ("epochs", "batch_size"):
-        if getattr(args, name) < 1:
-            raise MTLError(f"--{name.replace('_', '-')} must be at least 1")
-    pick_device(args.device)                       # fail before loading anything
-    if args.quiet:
+    if config.epochs < (0 if opts.scenario == "all-frozen" else 1) or config.batch_size < 1:
+        raise MTLError("--epochs and --batch-size must be at least 1")
+    if opts.scenario == "lora" and opts.lora_rank < 1:
+        raise MTLError(f"--lora-rank must be at least 1, not {opts.lora_rank}")
+    if not 0 <= opts.slot_label_fraction <= 1:
+        raise MTLError("--slot-label-fraction must be between 0 and 1")
+    size = run_size(gpu=pick_device(config.device).type == "cuda")    # fails early on --device cuda without one
+    if opts.quiet:
         import datasets
         datasets.disable_progress_bars()
-    dsd, labels = load_data(args.data, args.format, seed=args.seed, max_train=args.max_train)
-    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr_encoder=args.lr_encoder,
-                         lr_heads=args.lr_heads, layer_decay=args.layer_decay, seed=args.seed,
-                         device=args.device, progress=not args.quiet)
-    result, trainer = run_scenario(args.scenario, dsd, labels, config, args.backbone, args.init, args.warmup_epochs)
-    if args.out:
-        out = Path(args.out)
+        config.progress = False
+    dsd, labels = load_data(opts.data, opts.format, seed=config.seed, max_train=opts.max_train or size.max_train,
+                            max_eval=opts.max_eval or size.max_eval)
+    options = {f.name: getattr(opts, f.name) for f in fields(RunOptions)
+               if f.name not in ("scenario", "data", "format", "max_train", "max_eval", "out", "save_model", "quiet")}
+    result, trainer = run_scenario(opts.scenario, dsd, labels, config, **options)
+    if opts.out:
+        from .checkpoint import save_model
+        out = Path(opts.out)
         out.mkdir(parents=True, exist_ok=True)
         (out / "metrics.json").write_text(json.dumps(result, indent=1))
         trainer.history.to_json(out / "history.json")
-        if args.save_model:
+        if opts.save_model:
             save_model(trainer.model, trainer.tokenizer, out / "model")
     return result
 
 
+def predict(ns):
+    from .checkpoint import load_model
+    from .device import pick_device
+    from .predict import format_prediction, predict
+    if not Path(ns.model).is_dir():
+        raise MTLError(f"--model {ns.model} is not a folder; give one written by train --out DIR --save-model")
+    model, tokenizer = load_model(ns.model)
+    model.to(pick_device(ns.device))
+    for p in predict(model, tokenizer, ns.sentences):
+        print(json.dumps(p) if ns.json else format_prediction(p))
+
+
 def main(argv=None):
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    args = parser().parse_args(argv)
+    ns = parser().parse_args(argv)
     try:
-        if args.command == "bench":
+        if ns.command == "train":
+            print(json.dumps(train(ns)))
+        elif ns.command == "predict":
+            predict(ns)
+        elif ns.command == "sweep":
+            from .sweep import main as sweep
+            sweep(ns)
+        elif ns.command == "bench":
             from . import bench
-            if args.one:
-                result = bench.run_mode(args.one, args.max_train, args.batch_size, args.device, args.seed)
-            else:
-                result = bench.bench(args.max_train, args.batch_size, args.device, args.seed)
-        elif args.command == "notebooks":
-            result = run_notebooks(args.paths)
-        else:
-            result = train(args)
+            result = bench.run_mode(ns.one, ns.max_train, ns.batch_size, ns.device, ns.seed) if ns.one else \
+                bench.bench(ns.max_train, ns.batch_size, ns.device, ns.seed, ns.modes)
+            print(json.dumps(result))
+        elif ns.command == "notebooks":
+            from .runner import run_notebooks
+            return run_notebooks(ns.paths, ns.only, ns.smoke, ns.solutions)
+        elif ns.command == "publish":
+            from .publish import publish
+            publish(ns.repo)
     except MTLError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    print(json.dumps(result))
     return 0

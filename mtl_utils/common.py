@@ -1,11 +1,9 @@
-"""Small things every other module needs: the error type, smoke mode, the device, peak memory.
+"""Small things every other module needs: the error type and the run's default sizes.
 
 Nothing here is about multi-task learning; it only keeps the other files short.
 """
 import os
-import resource
-
-import torch
+from dataclasses import dataclass
 
 
 class MTLError(Exception):
@@ -16,27 +14,31 @@ class MTLError(Exception):
     """
 
 
-def is_smoke():
-    """True when MTL_SMOKE=1: tiny data and few steps, for tests and nbval."""
-    return os.environ.get("MTL_SMOKE", "") not in ("", "0")
+@dataclass(frozen=True)
+class RunSize:
+    """How much data and training a run gets by default on this machine (see `run_size`)."""
+    smoke: bool                 # MTL_SMOKE=1: tiny data, 1 epoch: a check that everything runs
+    max_train: int | None       # training sentences (None = all)
+    max_eval: int | None        # validation and test sentences (None = all)
+    epochs: int
+    batch_size: int
 
 
-def pick_device(device="auto"):
-    """'auto' -> cuda when a GPU is visible, else cpu. Asking for cuda without one is an error."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise MTLError("--device cuda was asked for, but torch sees no CUDA GPU on this machine; "
-                       "use --device cpu or --device auto")
-    if device not in ("cpu", "cuda"):
-        raise MTLError(f"unknown device {device!r}; use auto, cpu or cuda")
-    return torch.device(device)
+SMOKE_TRAIN, SMOKE_EVAL = 128, 128
 
 
-def peak_memory(device):
-    """GPU: the most memory torch allocated during training. CPU: the process's peak resident
-    memory so far (model, data and training together; compare runs in fresh processes)."""
-    if device.type == "cuda":
-        return {"peak_mem_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1), "peak_mem_kind": "cuda allocated"}
-    return {"peak_mem_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-            "peak_mem_kind": "process peak RSS"}
+def run_size(gpu, notebook=False):
+    """The one place that reads MTL_SMOKE (and MTL_MAX_TRAIN, MTL_EPOCHS).
+
+    GPU: all of SNIPS, batch 32. CPU: notebooks take the first 2,000 sentences of a seeded
+    shuffle (the CLI takes all unless told otherwise), batch 16. Smoke mode: 128 training,
+    128 validation and 128 test sentences, 1 epoch: the numbers then mean nothing.
+    """
+    smoke = os.environ.get("MTL_SMOKE", "") not in ("", "0")
+    max_train = SMOKE_TRAIN if smoke else (2000 if notebook and not gpu else None)
+    epochs = 1 if smoke else 3
+    if os.environ.get("MTL_MAX_TRAIN"):
+        max_train = int(os.environ["MTL_MAX_TRAIN"])
+    if os.environ.get("MTL_EPOCHS"):
+        epochs = int(os.environ["MTL_EPOCHS"])
+    return RunSize(smoke, max_train, SMOKE_EVAL if smoke else None, epochs, 32 if gpu else 16)

@@ -1,163 +1,25 @@
-"""Data: sentences with two labels each, as a Hugging Face DatasetDict.
+"""Data: sentences with two labels each, as a Hugging Face DatasetDict, tokenized and batched.
 
 Every example is word-level: {"tokens": [...], "tags": [... BIO ...], "intent": "..."}.
 The sentence label ("intent") feeds the classification head, the word tags ("tags") feed
 the token-tagging head. A dataset may carry only one of the two; then only that task runs.
 
-Where the data come from:
-- SNIPS (the default): an explicit path, else $MTL_DATA_DIR, else the local cache
-  ($MTL_CACHE_DIR/snips, by default ~/.cache/mtl_utils/snips), else a download of the 14 files from a
-  pinned commit, each checked against its sha256 before it is cached.
-- Your own data: a folder with train/test(/validation).jsonl or .conll (see README.md).
-
-Then `encode` tokenizes once with a fast tokenizer and aligns word tags to subwords:
-the first subword of each word carries the word's tag, the others get -100 (ignored).
+- SNIPS (the default) comes from snips.py; your own data from a folder with
+  train/test(/validation).jsonl or .conll (see README.md);
+- `encode` tokenizes once with a fast tokenizer and aligns word tags to subwords: the first
+  subword of each word carries the word's tag, the others get -100 (ignored by the loss);
+- `batch_order` + `Collator` make batches: similar lengths grouped, padded to the longest.
 This file knows nothing about models or freezing.
 """
-import hashlib
-import http.client
 import json
-import os
+import random
 import sys
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from datasets import Dataset, DatasetDict
 
-from .common import MTLError, is_smoke
-
-# ----------------------------------------------------------------------------- SNIPS
-SNIPS_COMMIT = "b86ac7f1577868c42158d0dec77db50956046696"
-SNIPS_URL = ("https://raw.githubusercontent.com/sonos/nlu-benchmark/" + SNIPS_COMMIT +
-             "/2017-06-custom-intent-engines/{intent}/{file}")
-SNIPS_INTENTS = ["AddToPlaylist", "BookRestaurant", "GetWeather", "PlayMusic", "RateBook",
-                 "SearchCreativeWork", "SearchScreeningEvent"]
-SNIPS_SHA256 = {
-    "train_AddToPlaylist_full.json": "fee1b4645352e70ed8a40f1f87c3b53fc3bf75f8ebc82252a22b82c107e75b01",
-    "train_BookRestaurant_full.json": "7677e82cd6e9a8191f0a4502568c786278c984900b4796d3628e46f1abf73ef4",
-    "train_GetWeather_full.json": "86f414b2ad8a993134d85d16e25e5d337beae47cef993c0af2a5f440405c60f6",
-    "train_PlayMusic_full.json": "901ddbe9781d1fdb8196e789c543f80df3d29ca6e237da64947905adcc0312e4",
-    "train_RateBook_full.json": "bb43e4b74134300d5766f6b420d0357a63402987a225f6dc92c806c9c040ce04",
-    "train_SearchCreativeWork_full.json": "87b3432de48c71c205aa5238b41d9e3f2d70bdfcd0bea2427544fb9e4bd5e5bb",
-    "train_SearchScreeningEvent_full.json": "5447e9440c02e2fb08c3ae16b9f58a4d1332b4bc77fd34691402b02aa4399765",
-    "validate_AddToPlaylist.json": "14cc9ee49ae477b1452632a6e835498cf4c32da397b16967c82abb3e50403e83",
-    "validate_BookRestaurant.json": "4f7258ccc768b777b2eb8916532db9aa50dbd058ddf1ffb0dc59218963e7442a",
-    "validate_GetWeather.json": "60c095e193655d6ca92be220fed3926ca25e18cd70c85664145efe25d80993af",
-    "validate_PlayMusic.json": "922212775e26259d5bffeaf79b6048d070ca017d229df00b2cc9800f71c75d20",
-    "validate_RateBook.json": "c1f8b4114da0bb5e8afd78a8062766e18b2eabb0e717539598db01b09d04619b",
-    "validate_SearchCreativeWork.json": "8a5e830eddb185d3e4a9d27ded140a145d04766bdce0e58834676ede32d13e77",
-    "validate_SearchScreeningEvent.json": "81e1445713e03c7c3e615353c5f3fee05f369fe9834100b9b9735900a96b9498",
-}
-SMOKE_SIZES = {"train": 128, "validation": 64, "test": 128}   # MTL_SMOKE=1
-
-
-def snips_url(file):
-    intent = Path(file).stem.split("_")[1]       # train_X_full.json / validate_X.json -> X
-    return SNIPS_URL.format(intent=intent, file=file)
-
-
-def sha256(path):
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def _fetch(url):
-    """Download one URL into memory (tests replace this to simulate the network)."""
-    with urllib.request.urlopen(url, timeout=30) as r:
-        return r.read()
-
-
-def download_snips(cache_dir, fetch=None):
-    """Download the 14 SNIPS files into cache_dir. A file is written only after its sha256
-    matches the pinned one, so the cache never holds a corrupt file."""
-    fetch = fetch or _fetch
-    cache_dir = Path(cache_dir)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    for file, digest in SNIPS_SHA256.items():
-        target = cache_dir / file
-        if target.exists() and sha256(target) == digest:
-            continue
-        url = snips_url(file)
-        try:
-            blob = fetch(url)
-        except (urllib.error.URLError, http.client.HTTPException, OSError) as e:
-            raise MTLError(f"could not download SNIPS ({e}). Offline? Point MTL_DATA_DIR (or --data) "
-                           f"at a folder with the 14 SNIPS files, e.g. downloaded from {url}") from None
-        got = hashlib.sha256(blob).hexdigest()
-        if got != digest:
-            raise MTLError(f"downloaded {file} has sha256 {got[:12]}..., expected {digest[:12]}...; "
-                           f"not cached. Try again, or download it yourself from {url}")
-        tmp = target.with_suffix(".part")
-        tmp.write_bytes(blob)
-        tmp.replace(target)
-    return cache_dir
-
-
-def default_cache_dir():
-    return Path(os.environ.get("MTL_CACHE_DIR", Path.home() / ".cache" / "mtl_utils")) / "snips"
-
-
-def find_snips(path=None, fetch=None):
-    """The folder holding the 14 SNIPS files: path, $MTL_DATA_DIR, the cache, or a download."""
-    for where, folder in (("--data", path), ("MTL_DATA_DIR", os.environ.get("MTL_DATA_DIR"))):
-        if folder:
-            folder = Path(folder)
-            if not folder.is_dir():
-                raise MTLError(f"{where} points at {folder}, which is not a directory")
-            return folder
-    return download_snips(default_cache_dir(), fetch)   # fetches only missing or damaged files
-
-
-def read_snips_file(path):
-    """One SNIPS json file -> list of word-level examples.
-
-    Each chunk of text is split on white space; words of an entity chunk get B-<slot>, I-<slot>.
-    One upstream file, train_PlayMusic_full.json, is not valid UTF-8: it is UTF-8 except for
-    one emoji written as two UTF-16 surrogate halves (CESU-8 style). Reading it as Latin-1
-    would turn every accent into mojibake ("MÃºsica"); instead we let the surrogate halves
-    through and join them into the real character ("Música", "🍕").
-    """
-    raw = Path(path).read_bytes()
-    try:
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            text = raw.decode("utf-8", "surrogatepass").encode("utf-16", "surrogatepass").decode("utf-16")
-    except UnicodeError as e:
-        raise MTLError(f"{path} is not UTF-8 text ({e.reason} at byte {getattr(e, 'start', '?')})") from None
-    try:
-        (intent, items), = json.loads(text).items()
-        examples = []
-        for item in items:
-            tokens, tags = [], []
-            for chunk in item["data"]:
-                words = chunk["text"].split()
-                slot = chunk.get("entity")
-                tokens += words
-                tags += [("B-" if i == 0 else "I-") + slot if slot else "O" for i in range(len(words))]
-            examples.append({"tokens": tokens, "tags": tags, "intent": intent})
-    except (ValueError, KeyError, TypeError, AttributeError) as e:
-        raise MTLError(f"{path} is not a SNIPS file ({type(e).__name__}: {e}); "
-                       "re-download it or check --format") from None
-    return examples
-
-
-def load_snips(path=None, fetch=None):
-    """SNIPS as {"train": [...], "test": [...]} lists; test = the 700 validate_* sentences."""
-    folder = find_snips(path, fetch)
-    splits = {"train": [], "test": []}
-    for file, digest in SNIPS_SHA256.items():
-        f = folder / file
-        if not f.exists():
-            raise MTLError(f"SNIPS file {file} is missing in {folder}; download it from {snips_url(file)}")
-        if sha256(f) != digest:
-            raise MTLError(f"{f} does not match the pinned SNIPS checksum (corrupt or edited); "
-                           f"download it again from {snips_url(file)}, or use --format jsonl for your own data")
-        splits["train" if file.startswith("train_") else "test"] += read_snips_file(f)
-    return splits
-
+from .common import MTLError
 
 # ----------------------------------------------------------------------------- your own data
 def read_jsonl(path):
@@ -251,16 +113,18 @@ def _check(split, examples, tasks):
                            f"({' '.join(ex['tokens'][:8])} ...)")
 
 
-def load_data(data=None, format="snips", seed=0, max_train=None, validation_size=None, fetch=None):
+def load_data(data=None, format="snips", seed=0, max_train=None, max_eval=None, validation_size=None, fetch=None):
     """Load a dataset as a DatasetDict(train, validation, test) plus its Labels.
 
     data: None (SNIPS from the usual places) or a folder. format: snips | jsonl | conll.
     validation: the folder's validation file if it has one, else a seeded slice of train,
     stratified by intent when there is one (SNIPS: 700 sentences, 100 per intent).
     max_train: keep the first N of a seeded shuffle of the training split.
-    MTL_SMOKE=1 shrinks every split (SMOKE_SIZES) so tests run in seconds.
+    max_eval: keep the first N of a seeded shuffle of validation and of test (smoke runs).
     """
+    from datasets import Dataset, DatasetDict
     if format == "snips":
+        from .snips import load_snips
         splits = load_snips(data, fetch)
     elif format in ("jsonl", "conll"):
         if data is None:
@@ -285,11 +149,10 @@ def load_data(data=None, format="snips", seed=0, max_train=None, validation_size
         train, validation = parts["train"], parts["test"]
     if max_train is not None:
         train = train.shuffle(seed=seed).select(range(min(max_train, len(train))))
-    dsd = DatasetDict(train=train, validation=validation, test=Dataset.from_list(splits["test"]))
-    if is_smoke():
-        dsd = DatasetDict({k: v.shuffle(seed=seed).select(range(min(len(v), SMOKE_SIZES[k])))
-                           for k, v in dsd.items()})
-    return dsd, labels
+    test = Dataset.from_list(splits["test"])
+    if max_eval is not None:
+        validation, test = (s.shuffle(seed=seed).select(range(min(max_eval, len(s)))) for s in (validation, test))
+    return DatasetDict(train=train, validation=validation, test=test), labels
 
 
 def _check_against_train(splits, labels):
@@ -358,51 +221,61 @@ def encode(dsd, tokenizer, labels, max_length=128):
     return dsd.map(tokenize, batched=True, desc="tokenize")
 
 
-MODEL_COLUMNS = ["input_ids", "attention_mask", "word_start", "slot_labels", "intent_label"]
+BATCH_COLUMNS = ["input_ids", "attention_mask", "word_start", "slot_labels", "intent_label"]
 
 
 class Collator:
-    """Pad a list of encoded examples to the longest one in the batch (dynamic padding)."""
+    """Pad encoded examples to the longest one in the batch (dynamic padding)."""
 
     def __init__(self, tokenizer):
         self.tokenizer = tokenizer
 
     def __call__(self, features):
-        batch = self.tokenizer.pad([{k: f[k] for k in ("input_ids", "attention_mask")} for f in features],
-                                   return_tensors="pt")
+        """A list of examples (what a DataLoader hands over)."""
+        return self.columns({k: [f[k] for f in features] for k in features[0]})
+
+    def columns(self, cols):
+        """A dict of columns (what `split[rows]` returns)."""
+        batch = dict(self.tokenizer.pad({k: cols[k] for k in ("input_ids", "attention_mask")}, return_tensors="pt"))
         width = batch["input_ids"].shape[1]
         for key, pad in (("word_start", 0), ("slot_labels", -100)):
-            if key in features[0]:
-                batch[key] = torch.tensor([f[key] + [pad] * (width - len(f[key])) for f in features])
-        if "intent_label" in features[0]:
-            batch["intent_label"] = torch.tensor([f["intent_label"] for f in features])
+            if key in cols:
+                batch[key] = torch.tensor([row + [pad] * (width - len(row)) for row in cols[key]])
+        if "intent_label" in cols:
+            batch["intent_label"] = torch.tensor(cols["intent_label"])
         return batch
 
 
-def make_loader(ds, tokenizer, batch_size, shuffle=False, seed=0):
-    """A DataLoader over an encoded split. Training batches group sentences of similar
-    length (transformers' LengthGroupedSampler) so that little compute is spent on padding."""
-    from transformers.trainer_pt_utils import LengthGroupedSampler
-    ds = ds.select_columns([c for c in MODEL_COLUMNS if c in ds.column_names])
-    sampler = None
+def batch_order(lengths, batch_size, shuffle=False, seed=0):
+    """The row indices of each batch. Shuffled batches group sentences of similar length
+    (transformers' LengthGroupedSampler), so that little compute is spent on padding."""
     if shuffle:
-        g = torch.Generator().manual_seed(seed)
-        sampler = LengthGroupedSampler(batch_size, lengths=[len(x) for x in ds["input_ids"]], generator=g)
-    # the loader draws a seed for its workers: from its own generator, so the global RNG is
-    # left to dropout alone (and the order does not depend on how many loaders were made)
-    return torch.utils.data.DataLoader(ds, batch_size=batch_size, sampler=sampler, collate_fn=Collator(tokenizer),
-                                       generator=torch.Generator().manual_seed(seed))
+        from transformers.trainer_pt_utils import LengthGroupedSampler
+        order = list(LengthGroupedSampler(batch_size, lengths=lengths, generator=torch.Generator().manual_seed(seed)))
+    else:
+        order = list(range(len(lengths)))
+    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def make_loader(ds, tokenizer, batch_size, shuffle=False, seed=0):
+    """A DataLoader over an encoded split, in the same batch order the Trainer uses."""
+    ds = ds.select_columns([c for c in BATCH_COLUMNS if c in ds.column_names])
+    order = batch_order([len(x) for x in ds["input_ids"]], batch_size, shuffle, seed)
+    return torch.utils.data.DataLoader(ds, batch_sampler=order, collate_fn=Collator(tokenizer))
 
 
 def keep_task_labels(split, task, fraction, seed=0):
     """Simulate scarce labels: keep the `task` labels ("slots" or "intent") of a seeded
     `fraction` of an encoded split and set the others to -100 (ignored by the loss).
     The sentences stay; only that task's supervision becomes rare."""
-    import random
     if task not in ("slots", "intent"):
         raise MTLError(f"unknown task {task!r}; use slots or intent")
+    if not 0 <= fraction <= 1:
+        raise MTLError(f"a label fraction must be between 0 and 1, not {fraction}")
     keep = set(random.Random(seed).sample(range(len(split)), round(fraction * len(split))))
     column = "slot_labels" if task == "slots" else "intent_label"
+    if column not in split.column_names:
+        raise MTLError(f"this data has no {task} labels to thin out")
 
     def drop(row, i):
         if i not in keep:

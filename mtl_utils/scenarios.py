@@ -1,76 +1,194 @@
-"""The freezing scenarios of the series, end to end: data in, test metrics out.
+"""The series' scenarios, end to end: data in, test metrics out. The one registry of their names.
 
-    all-frozen          nothing trains (heads come from a warm-up or a saved model)
-    backbone-frozen     both heads train on a frozen encoder
-    intent-head-frozen  the (trained) intent head is frozen; encoder + slot head train
+Budget: `epochs` (3 by default) is the number of epochs in which encoder weights train.
+Scenarios that start with a heads-only epoch on the frozen, cached encoder (a linear probe,
+about 1% of a full epoch's cost) list it apart, as `warmup_seconds`.
+
+    all-frozen          a 1-epoch probe gives the heads values, then nothing trains
+    backbone-frozen     both heads train on the frozen encoder
+    intent-head-frozen  after the probe the intent head is frozen; encoder + slot head train
     slot-head-frozen    the reverse
-    progressive         heads -> top 2 layers + heads -> full, guided by validation
-    full                everything trains
-
-A frozen head must hold trained values: from `init` (a saved model) if given, else from a
-short warm-up that trains both heads on the frozen encoder first. The result says which.
+    lp-ft               linear probing, then fine-tuning (Kumar et al. 2022): the probe, then all trains
+    full                everything trains from the start
+    progressive         validation-guided: heads to their plateau, then the top 2 layers, then all
+    ulmfit              gradual unfreezing, one layer group more per epoch from the top (Howard & Ruder 2018)
+    bitfit              only the encoder's bias terms and the heads train (Ben Zaken et al. 2022)
+    lora                low-rank adapters on query and value (Hu et al. 2022) and the heads train
 """
-import time
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
 
-import torch
-
-from .common import MTLError, peak_memory
-from .data import encode
-from .freezing import SCENARIOS, count_params, progressive_stages
-from .model import build_model, load_model
-from .training import Stage, Trainer, frozen_head_warmup
-
-SCENARIO_NAMES = ["all-frozen", "backbone-frozen", "intent-head-frozen", "slot-head-frozen", "progressive", "full"]
+from .common import MTLError
+from .config import Stage
 
 
-def stages_for(model, scenario, epochs):
-    if scenario == "progressive":
-        return [Stage(name, frozen, epochs, guided=True) for name, frozen in progressive_stages(model)]
-    if scenario not in SCENARIOS:
-        raise MTLError(f"unknown scenario {scenario!r}; choose from {', '.join(SCENARIO_NAMES)}")
-    return [Stage(scenario, SCENARIOS[scenario](model), 0 if scenario == "all-frozen" else epochs)]
+@dataclass
+class Scenario:
+    about: str
+    preset: str = "full"                       # the freeze state it trains in (freezing.PRESETS)
+    probe: bool = False                        # a heads-only epoch first, so that a frozen head holds trained values
+    stages: object = None                      # (model, epochs) -> [Stage]; None: one stage of `epochs`
+    budget: bool = False                       # cap the encoder epochs at `epochs` across its stages
 
 
-def run_scenario(scenario, dsd, labels, config, backbone=None, init=None, warmup_epochs=1):
-    """Train one scenario and score it on the test split. Returns (result dict, trainer)."""
-    if scenario not in SCENARIO_NAMES:
-        raise MTLError(f"unknown scenario {scenario!r}; choose from {', '.join(SCENARIO_NAMES)}")
-    if init:
-        model, tokenizer = load_model(init, labels)
-        source = f"loaded from {init}"
+def _top(model, n):
+    return [b for b in model.blocks() if b.startswith("layer.")][-n:]
+
+
+def progressive_stages(model, epochs):
+    """Heads to their validation plateau (cheap: the encoder is cached), then the top two
+    layers, then everything; each stage ends when no task improved for its patience."""
+    return [Stage("heads", 20, freeze=("backbone",), guided=True, patience=2),
+            Stage("top2+heads", max(1, epochs - 1), unfreeze=tuple(_top(model, 2)), guided=True, patience=1),
+            Stage("full", epochs, unfreeze=("all",), guided=True, patience=1)]
+
+
+def ulmfit_stages(model, epochs):
+    """One epoch of the heads, then one layer group more per epoch from the top (groups of two
+    layers; the last group also holds the embeddings), then everything for the rest."""
+    layers = [b for b in model.blocks() if b.startswith("layer.")]
+    return [Stage("heads", 1, freeze=("backbone",)),
+            Stage("+" + "+".join(layers[-2:]), 1, unfreeze=tuple(layers[-2:])),
+            Stage("+" + "+".join(layers[-4:-2]), 1, unfreeze=tuple(layers[-4:-2])),
+            Stage("all", max(1, epochs - 2), unfreeze=("all",))]
+
+
+SCENARIOS = {
+    "all-frozen": Scenario("a 1-epoch probe gives the heads values, then nothing trains", "all-frozen", probe=True,
+                           stages=lambda m, e: []),
+    "backbone-frozen": Scenario("both heads train on the frozen encoder", "backbone-frozen"),
+    "intent-head-frozen": Scenario("after the probe the intent head is frozen; encoder + slot head train",
+                                   "intent-head-frozen", probe=True),
+    "slot-head-frozen": Scenario("after the probe the slot head is frozen; encoder + intent head train",
+                                 "slot-head-frozen", probe=True),
+    "lp-ft": Scenario("linear probing, then fine-tuning: the probe, then everything trains", "full", probe=True),
+    "full": Scenario("everything trains from the start", "full"),
+    "progressive": Scenario("validation-guided: heads to their plateau, the top 2 layers, then all",
+                            stages=progressive_stages, budget=True),
+    "ulmfit": Scenario("gradual unfreezing: one layer group more per epoch from the top", stages=ulmfit_stages),
+    "bitfit": Scenario("only the encoder's bias terms and the heads train", "bitfit"),
+    "lora": Scenario("low-rank adapters on query and value, and the heads, train", "full"),
+}
+
+
+def get_scenario(name):
+    if name not in SCENARIOS:
+        raise MTLError(f"unknown scenario {name!r}; choose from {', '.join(SCENARIOS)}")
+    return SCENARIOS[name]
+
+
+@dataclass
+class RunOptions:
+    """What a scenario run needs besides the TrainConfig (the CLI's train options)."""
+    scenario: Literal[tuple(SCENARIOS)] = field(metadata={"help": "one of: " + ", ".join(SCENARIOS)})
+    data: str | None = field(default=None, metadata={"help": "data folder (default: SNIPS)"})
+    format: Literal["snips", "jsonl", "conll"] = field(default="snips", metadata={"help": "data format"})
+    backbone: str | None = field(default=None, metadata={"help": "Hugging Face encoder name or folder"})
+    init: str | None = field(default=None, metadata={"help": "start from a saved multi-task model folder"})
+    max_train: int | None = field(default=None, metadata={"help": "first N of a seeded shuffle of train"})
+    max_eval: int | None = field(default=None, metadata={"help": "first N of validation and of test"})
+    warmup_epochs: int = field(default=1, metadata={"help": "epochs of the heads-only probe (scenarios with one)"})
+    slot_label_fraction: float = field(default=1.0, metadata={"help": "keep the slot labels of this share of train"})
+    slot_head: Literal["linear", "bilstm"] = field(default="linear", metadata={"help": "the slot head"})
+    lora_rank: int = field(default=8, metadata={"help": "LoRA rank (scenario lora)"})
+    lora_layers: list[int] | None = field(default=None, metadata={"help": "LoRA layers (default: all)"})
+    lora_targets: list[str] | None = field(default=None, metadata={"help": "LoRA modules (default: query value)"})
+    analysis: bool = field(default=False, metadata={
+        "help": "also measure drift from the pretrained encoder (CKA, 10-NN) and checkpoint sizes"})
+    out: str | None = field(default=None, metadata={"help": "folder for metrics.json and history.json"})
+    save_model: bool = field(default=False, metadata={"help": "also save the model under --out/model"})
+    quiet: bool = field(default=False, metadata={"help": "no progress bars or log, only the JSON line"})
+
+
+def probe_heads(trainer, epochs=1):
+    """Linear probing: train both heads for `epochs` on the frozen encoder (cached), so that a
+    head frozen afterwards holds trained values and fine-tuning starts from trained heads."""
+    trainer.fit(stages=[Stage("probe", epochs, freeze=("backbone",))])
+
+
+def run_scenario(scenario, dsd, labels, config, **options):
+    """Train one scenario (options: RunOptions fields) and score it on the test split.
+    Returns (result dict, trainer)."""
+    from .data import encode, keep_task_labels
+    from .device import peak_memory
+    from .freezing import apply_preset, count_params
+    from .model import build_model
+    from .training import Trainer
+    opts = RunOptions(scenario=scenario, **options)
+    sc = get_scenario(opts.scenario)
+    if opts.init:
+        from .checkpoint import load_model
+        model, tokenizer = load_model(opts.init, labels)
+        source = f"loaded from {opts.init}"
     else:
-        model, tokenizer = build_model(labels, backbone, seed=config.seed)
+        model, tokenizer = build_model(labels, opts.backbone, seed=config.seed, slot_head=opts.slot_head)
         source = "random init (trained in this run)"
     data = encode(dsd, tokenizer, labels)
-    stages = stages_for(model, scenario, config.epochs)
-    frozen_heads = [b for b in stages[0].frozen if b in model.head_blocks()]
-    warmup_seconds = 0.0
-    if frozen_heads and not init:
-        t0 = time.perf_counter()
-        frozen_head_warmup(model, data, tokenizer, config, warmup_epochs)
-        warmup_seconds = time.perf_counter() - t0
-        source = f"{warmup_epochs}-epoch warm-up of both heads on the frozen backbone, then frozen"
+    if opts.slot_label_fraction < 1:
+        data["train"] = keep_task_labels(data["train"], "slots", opts.slot_label_fraction, seed=config.seed)
     trainer = Trainer(model, data, tokenizer, config)
     if trainer.device.type == "cuda":
+        import torch
         torch.cuda.reset_peak_memory_stats()
-    trainer.fit(stages)
+    warmup_seconds = 0.0
+    if sc.probe and not opts.init:
+        probe_heads(trainer, opts.warmup_epochs)
+        warmup_seconds = trainer.train_seconds
+        source = f"{opts.warmup_epochs}-epoch probe of both heads on the frozen backbone"
+    if opts.scenario == "lora":
+        from .lora import TARGETS, add_lora
+        add_lora(model, opts.lora_rank, opts.lora_layers, tuple(opts.lora_targets or TARGETS))
+        apply_preset(model, "backbone-frozen")
+        for name, p in model.encoder.named_parameters():
+            p.requires_grad_("lora_" in name)
+        model.train(model.training)
+    else:
+        apply_preset(model, sc.preset)
+    trainer.fit(stages=sc.stages(model, config.epochs) if sc.stages else None,
+                encoder_epochs=config.epochs if sc.budget else None)
+    frozen_heads = [h for h in model.head_blocks() if not any(p.requires_grad for p in model.blocks()[h].parameters())]
     test = trainer.evaluate("test")
     counts = count_params(model)
+    last = trainer.history.epochs[-1] if trainer.history.epochs else {}
     result = {
-        "scenario": scenario, **test,
+        "scenario": opts.scenario, **test,
+        "validation": {k: last.get(k) for k in ("intent_accuracy", "slot_f1", "frame_accuracy")},
         "train_seconds": round(trainer.train_seconds, 2),
         "warmup_seconds": round(warmup_seconds, 2),
-        # trainable in the last stage (progressive: the full model)
-        "trainable_params": sum(t for t, _ in counts.values()),
+        "trainable_params": sum(t for t, _ in counts.values()),      # in the last stage
         "total_params": sum(a for _, a in counts.values()),
-        "frozen_blocks": stages[-1].frozen,
         "frozen_head_source": {h: source for h in frozen_heads} or None,
         "epochs_run": trainer.epoch,
+        "stage_epochs": {s["stage"]: sum(e["stage"] == s["stage"] for e in trainer.history.epochs)
+                         for s in trainer.history.stages},
         "n_train": len(dsd["train"]), "n_validation": len(dsd["validation"]), "n_test": len(dsd["test"]),
-        "tasks": labels.tasks(),
-        "backbone": model.backbone_name,
-        "device": str(trainer.device),
+        "tasks": labels.tasks(), "backbone": model.backbone_name,
+        "device": str(trainer.device), "precision": trainer.precision.name,
         **peak_memory(trainer.device),
         "seed": config.seed,
+        "options": {k: v for k, v in asdict(opts).items() if k not in ("scenario", "out", "save_model", "quiet")},
+        "config": {k: v for k, v in asdict(config).items() if k != "progress"},
     }
+    if opts.analysis:
+        result.update(analyse(model, tokenizer, data, trainer.device))
     return result, trainer
+
+
+def analyse(model, tokenizer, data, device, n=300):
+    """Drift from the pretrained encoder on the first n validation sentences, and what a
+    checkpoint of this model weighs on disk, whole and as a delta from the backbone."""
+    from .analysis import layer_cka, neighbour_overlap
+    from .checkpoint import save_model
+    from .model import load_backbone
+    pretrained, _ = load_backbone(model.backbone_name)
+    probe = data["validation"].select(range(min(n, len(data["validation"]))))
+    out = {"cka": [round(c, 4) for c in layer_cka(pretrained, model.encoder, probe, tokenizer, device)],
+           "neighbours_kept": round(neighbour_overlap(pretrained, model.encoder, probe, tokenizer, device), 4),
+           "drift_sentences": len(probe)}
+    with tempfile.TemporaryDirectory() as tmp:
+        for kind, delta in (("full", False), ("delta", True)):
+            folder = save_model(model, tokenizer, Path(tmp) / kind, delta=delta)
+            out[f"checkpoint_mb_{kind}"] = round(sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) / 2**20, 3)
+    return out

@@ -1,21 +1,24 @@
 import copy
+import math
 
 import pytest
 import torch
+from helpers import snapshot
 
 import mtl_utils as mu
-from mtl_utils.caching import PrefixCache, frozen_prefix_depth
+from mtl_utils.caching import PrefixCache, forward, frozen_prefix_depth, run_prefix
 
 CFG = dict(batch_size=16, progress=False, seed=0)
 
 
 @pytest.mark.parametrize("setup,k", [
-    (lambda m: mu.apply_scenario(m, "backbone-frozen"), 6),
-    (lambda m: mu.apply_scenario(m, "all-frozen"), 6),
+    (lambda m: mu.apply_preset(m, "backbone-frozen"), 6),
+    (lambda m: mu.apply_preset(m, "all-frozen"), 6),
     (lambda m: mu.freeze_bottom(m, 4), 4),
     (lambda m: mu.freeze(m, "embeddings"), 0),
-    (lambda m: mu.apply_scenario(m, "full"), None),
-    (lambda m: mu.apply_scenario(m, "intent-head-frozen"), None),
+    (lambda m: mu.apply_preset(m, "full"), None),
+    (lambda m: mu.apply_preset(m, "intent-head-frozen"), None),
+    (lambda m: mu.apply_preset(m, "bitfit"), None),             # the embeddings' biases train
     (lambda m: mu.freeze(m, "layer.0", "layer.1"), None),        # embeddings train: nothing to cache
 ])
 def test_frozen_prefix_depth(small, setup, k):
@@ -30,24 +33,21 @@ def test_cached_batch_gives_same_loss_and_gradients(small, k):
     mu.freeze_bottom(model, k)
     model.train()
     cache = PrefixCache(model, k).build("train", data["train"], torch.device("cpu"))
-    rows = torch.tensor([3, 17, 0, 42, 8])
+    rows = [3, 17, 0, 42, 8]
     cached = cache.batch("train", rows)
-    plain = mu.make_loader(data["train"].select(rows.tolist()), tokenizer, batch_size=5).__iter__().__next__()
-    assert torch.equal(cached["attention_mask"], plain["attention_mask"])
-    assert torch.equal(cached["slot_labels"], plain["slot_labels"])
-    assert torch.equal(cached["intent_label"], plain["intent_label"])
+    plain = next(iter(mu.make_loader(data["train"].select(rows), tokenizer, batch_size=5)))
+    for key in ("attention_mask", "slot_labels", "intent_label", "word_start"):
+        assert torch.equal(cached[key], plain[key]), key
     results = []
-    for batch in ({**cached, "prefix_layers": k}, plain):
+    for batch in (cached, plain):
         model.zero_grad(set_to_none=True)
         torch.manual_seed(0)                        # same dropout masks in the trainable part
-        loss = model(**batch)["loss"]
+        loss = forward(model, batch)["loss"]
         loss.backward()
-        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
-        results.append((loss.item(), grads))
+        results.append((loss.item(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}))
     (l1, g1), (l2, g2) = results
     assert l1 == pytest.approx(l2, abs=1e-5)
     assert g1.keys() == g2.keys() and len(g1) > 0
-    assert all(not n.startswith(("encoder.embeddings", "encoder.encoder.layer.0.")) for n in g1)
     for n in g1:
         assert torch.allclose(g1[n], g2[n], atol=1e-5, rtol=1e-4), n
 
@@ -57,33 +57,68 @@ def test_training_with_and_without_cache_agrees(small):
     runs = []
     for cache in (True, False):
         m = copy.deepcopy(model)
-        frozen = mu.apply_scenario(m, "backbone-frozen")
+        mu.apply_preset(m, "backbone-frozen")
         t = mu.Trainer(m, data, tokenizer, mu.TrainConfig(epochs=2, cache=cache, **CFG))
-        h = t.fit([mu.Stage("backbone-frozen", frozen, 2)])
-        runs.append((h, m, t))
+        runs.append((t.fit(), m, t))
     (h1, m1, t1), (h2, m2, t2) = runs
     assert t1.history.stages[0]["cached_layers"] == 6 and t2.history.stages[0]["cached_layers"] is None
     assert [s["loss"] for s in h1.steps] == pytest.approx([s["loss"] for s in h2.steps], abs=1e-4)
-    assert h1.epochs[-1]["slot_f1"] == pytest.approx(h2.epochs[-1]["slot_f1"], abs=0.02)
     assert torch.allclose(m1.slot_head[1].weight, m2.slot_head[1].weight, atol=1e-4)
 
 
-def test_progressive_rebuilds_the_cache_per_stage(small):
+def test_unfreezing_a_cached_layer_between_fits_trains_it(small):
+    """The cache cannot go stale: after an unfreeze, the layer it used to cover trains."""
+    model, tokenizer, data, _ = small
+    trainer = mu.Trainer(model, data, tokenizer, mu.TrainConfig(epochs=1, **CFG))
+    trainer.freeze()
+    trainer.fit()
+    assert trainer.cache.k == 6
+    before = snapshot(model)
+    mu.unfreeze(model, "layer.5")                   # directly on the model, not through the trainer
+    trainer.fit()
+    assert trainer.cache.k == 5
+    assert trainer.history.steps[-1]["grad_norm"]["layer.5"] > 0
+    assert not torch.equal(model.encoder.encoder.layer[5].output.dense.weight.cpu(),
+                           before["encoder.encoder.layer.5.output.dense.weight"])
+    assert torch.equal(model.encoder.encoder.layer[4].output.dense.weight.cpu(),
+                       before["encoder.encoder.layer.4.output.dense.weight"])
+
+
+def test_cache_is_rebuilt_after_the_frozen_weights_change(small):
+    """Same frozen set, other weights (a load_state_dict between fit and evaluate): rebuilt."""
+    model, tokenizer, data, _ = small
+    trainer = mu.Trainer(model, data, tokenizer, mu.TrainConfig(epochs=1, **CFG))
+    trainer.freeze()
+    trainer.fit()
+    old_cache = trainer.cache
+    with torch.no_grad():
+        model.encoder.encoder.layer[5].output.dense.weight.mul_(3.0)
+    assert old_cache.covers(model) and not old_cache.covers(model, check_weights=True)
+    trainer.evaluate("validation")
+    assert trainer.cache is not old_cache
+    rows = [0, 1, 2, 3]
+    plain = next(iter(mu.make_loader(data["validation"].select(rows), tokenizer, 4)))
+    with torch.no_grad():
+        want = run_prefix(model, plain["input_ids"], plain["attention_mask"], 6)
+    mask = plain["attention_mask"].bool()
+    assert torch.allclose(trainer.cache.batch("validation", rows)["prefix_hidden"][mask], want[mask], atol=1e-5)
+    assert not torch.allclose(old_cache.batch("validation", rows)["prefix_hidden"][mask], want[mask], atol=1e-3)
+
+
+def test_cached_and_plain_batches_know_their_length(small):
+    model, tokenizer, data, _ = small
+    trainer = mu.Trainer(model, data, tokenizer, mu.TrainConfig(batch_size=10, progress=False))
+    order = trainer.batches("train", shuffle=True)
+    assert len(order) == math.ceil(64 / 10) and sorted(i for rows in order for i in rows) == list(range(64))
+    trainer.freeze()
+    assert len(list(trainer._batch("train", rows) for rows in order)) == len(order)
+    assert len(mu.make_loader(data["train"], tokenizer, 10)) == len(order)
+
+
+def test_progressive_stages_rebuild_the_cache(small):
     model, tokenizer, data, _ = small
     t = mu.Trainer(model, data, tokenizer, mu.TrainConfig(**CFG))
-    t.fit([mu.Stage(n, f, 1) for n, f in mu.progressive_stages(model)])
+    t.fit(stages=[mu.Stage("heads", 1, freeze=("backbone",)), mu.Stage("top2", 1, unfreeze=("layer.4", "layer.5")),
+                  mu.Stage("full", 1, unfreeze=("all",))])
     assert [s["cached_layers"] for s in t.history.stages] == [6, 4, None]
-    assert t.cache is None                                  # full stage: nothing frozen to cache
     assert any("cache: embeddings + 4 frozen layer(s)" in line for line in t.history.log)
-
-
-def test_stale_cache_would_be_wrong(small):
-    """Why the cache is rebuilt: after layer.5 trains, a cache of the old layer.5 output is stale."""
-    model, tokenizer, data, _ = small
-    mu.freeze(model)
-    cache = PrefixCache(model, 6).build("train", data["train"], torch.device("cpu"))
-    old = cache.batch("train", torch.arange(4))["prefix_hidden"].clone()
-    with torch.no_grad():
-        model.encoder.encoder.layer[5].output.dense.weight.mul_(1.5)
-    fresh = PrefixCache(model, 6).build("train", data["train"], torch.device("cpu"))
-    assert not torch.allclose(old, fresh.batch("train", torch.arange(4))["prefix_hidden"])

@@ -3,7 +3,9 @@ import torch
 
 import mtl_utils as mu
 from mtl_utils.common import MTLError
-from mtl_utils.freezing import is_frozen
+from mtl_utils.freezing import block_state, is_frozen
+
+LAYERS = [f"layer.{i}" for i in range(6)]
 
 
 def trainable(model):
@@ -25,7 +27,7 @@ def test_fastai_verbs(small):
     mu.unfreeze(model)
     assert trainable(model) == list(model.blocks())
     mu.freeze(model, "heads")
-    assert trainable(model) == ["embeddings"] + [f"layer.{i}" for i in range(6)]
+    assert trainable(model) == ["embeddings"] + LAYERS
 
 
 def test_unknown_block_lists_valid_names(small):
@@ -37,26 +39,46 @@ def test_unknown_block_lists_valid_names(small):
         mu.freeze_to(model, 12)
     with pytest.raises(MTLError):
         mu.freeze_bottom(model, 7)
+    with pytest.raises(MTLError, match="unknown freeze preset"):
+        mu.apply_preset(model, "frozen-ish")
 
 
-@pytest.mark.parametrize("scenario,frozen", [
+@pytest.mark.parametrize("preset,frozen", [
     ("full", []),
-    ("backbone-frozen", ["embeddings"] + [f"layer.{i}" for i in range(6)]),
-    ("all-frozen", ["embeddings"] + [f"layer.{i}" for i in range(6)] + ["intent_head", "slot_head"]),
+    ("backbone-frozen", ["embeddings"] + LAYERS),
+    ("all-frozen", ["embeddings"] + LAYERS + ["intent_head", "slot_head"]),
     ("intent-head-frozen", ["intent_head"]),
     ("slot-head-frozen", ["slot_head"]),
+    ("bitfit", []),                                    # BitFit leaves no block fully frozen
 ])
-def test_scenarios(small, scenario, frozen):
+def test_presets(small, preset, frozen):
     model, *_ = small
-    assert mu.apply_scenario(model, scenario) == frozen
+    assert mu.apply_preset(model, preset) == frozen
     assert mu.frozen_blocks(model) == frozen
 
 
-def test_progressive_stages(small):
+def test_bitfit_trains_exactly_the_encoder_biases(small):
     model, *_ = small
-    stages = mu.progressive_stages(model)
-    assert [s for s, _ in stages] == ["heads", "top2+heads", "full"]
-    assert stages[1][1] == ["embeddings", "layer.0", "layer.1", "layer.2", "layer.3"]
+    mu.apply_preset(model, "bitfit")
+    for name, p in model.named_parameters():
+        head = name.startswith(("intent_head", "slot_head"))
+        assert p.requires_grad == (head or name.endswith(".bias")), name
+    blocks = model.blocks()
+    assert all(block_state(blocks[b]) == "partial" for b in ["embeddings"] + LAYERS)
+    counts = mu.count_params(model)
+    biases = sum(p.numel() for n, p in model.encoder.named_parameters() if n.endswith(".bias"))
+    assert sum(counts[b][0] for b in ["embeddings"] + LAYERS) == biases
+    assert "partly" in mu.trainable_report(model)
+
+
+def test_freezing_drops_a_left_over_gradient(small):
+    """A frozen weight keeps no gradient that an optimizer could still apply."""
+    model, tokenizer, data, _ = small
+    out = model(**next(iter(mu.make_loader(data["train"], tokenizer, 4))))
+    out["loss"].backward()
+    assert model.slot_head[1].weight.grad is not None
+    mu.freeze(model, "slot_head")
+    assert model.slot_head[1].weight.grad is None
 
 
 def test_frozen_blocks_stay_in_eval_mode_after_train(small):
@@ -67,11 +89,10 @@ def test_frozen_blocks_stay_in_eval_mode_after_train(small):
     assert not model.encoder.embeddings.training
     assert all(not m.training for layer in model.encoder.encoder.layer for m in layer.modules())
     assert model.slot_head.training and model.intent_head.training
-    # so a frozen encoder gives the same output twice, even in train mode
     batch = next(iter(mu.make_loader(data["train"], tokenizer, 8)))
     h1 = model.encoder(batch["input_ids"], batch["attention_mask"]).last_hidden_state
     h2 = model.encoder(batch["input_ids"], batch["attention_mask"]).last_hidden_state
-    assert torch.equal(h1, h2)
+    assert torch.equal(h1, h2)                         # so a frozen encoder is deterministic in train mode
     mu.unfreeze(model, "layer.5")                     # unfrozen blocks go back to train mode
     assert model.encoder.encoder.layer[5].training and not model.encoder.encoder.layer[4].training
     model.eval()
@@ -82,7 +103,7 @@ def test_frozen_blocks_stay_in_eval_mode_after_train(small):
 
 def test_trainable_report_counts(small):
     model, *_ = small
-    mu.apply_scenario(model, "backbone-frozen")
+    mu.apply_preset(model, "backbone-frozen")
     counts = mu.count_params(model)
     heads = counts["intent_head"][0] + counts["slot_head"][0]
     assert heads == 384 * 7 + 7 + 384 * 72 + 72

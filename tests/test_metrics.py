@@ -4,7 +4,8 @@ import pytest
 import torch
 from datasets import Dataset, DatasetDict
 
-from mtl_utils import encode, evaluate, make_loader, predict, task_metrics
+from mtl_utils import encode, evaluate, make_loader, task_metrics
+from mtl_utils import predict_batches as predict
 from mtl_utils import metrics as metrics_module
 
 CPU = torch.device("cpu")

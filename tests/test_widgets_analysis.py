@@ -1,5 +1,7 @@
 import copy
 
+import pytest
+
 import matplotlib
 import torch
 
@@ -18,15 +20,18 @@ def test_freeze_panel_toggles_change_requires_grad_and_redraw(small):
     drawn = panel.redraws
     panel.toggles["layer.0"].value = False                   # what a click does
     assert all(not p.requires_grad for p in model.encoder.encoder.layer[0].parameters())
-    assert not model.encoder.encoder.layer[0].training or not model.training
+    assert model.training and not model.encoder.encoder.layer[0].training    # frozen: eval mode at once
     assert panel.redraws == drawn + 1 and panel.toggles["layer.0"].icon == "lock"
     panel.toggles["layer.0"].value = True
     assert all(p.requires_grad for p in model.encoder.encoder.layer[0].parameters())
     panel.preset.value = "backbone-frozen"
-    assert mu.frozen_blocks(model) == model.backbone_blocks()
+    assert mu.frozen_blocks(model) == model.backbone_blocks() and panel.changed
     assert [t.value for t in panel.toggles.values()] == [False] * 7 + [True, True]
     panel.toggles["slot_head"].value = False                 # a hand change leaves the preset
     assert panel.preset.value == "custom" and is_frozen(model.slot_head)
+    panel.preset.value = "bitfit"                            # partly trainable blocks: amber, half pressed
+    assert panel.toggles["layer.3"].value and panel.toggles["layer.3"].button_style == "warning"
+    assert panel.toggles["layer.3"].icon == "adjust" and panel.toggles["slot_head"].button_style == "success"
 
 
 def test_freeze_panel_train_button_shows_zero_gradients_for_frozen(small):
@@ -47,14 +52,19 @@ def test_plots_draw_from_history(small):
     import matplotlib.pyplot as plt
     model, tokenizer, data, _ = small
     t = mu.Trainer(model, data, tokenizer, mu.TrainConfig(batch_size=16, progress=False))
-    h = t.fit([mu.Stage(n, f, 1) for n, f in mu.progressive_stages(model)])
+    h = t.fit(stages=[mu.Stage("heads", 1, freeze=("backbone",)), mu.Stage("top2", 1, unfreeze=("layer.4", "layer.5")),
+                      mu.Stage("full", 1, unfreeze=("all",))])
     from mtl_utils import plots
     ax = plots.plot_grad_norms(h)
     labelled = [line for line in ax.lines if not line.get_label().startswith("_")]
     assert len(labelled) == len(model.blocks())
     assert len(ax.lines) == len(labelled) + 2                        # two dashed stage boundaries
     ax = plots.plot_lrs(h)
-    assert {line.get_label() for line in ax.lines if not line.get_label().startswith("_")} == set(model.blocks())
+    lines = {line.get_label(): line for line in ax.lines if not line.get_label().startswith("_")}
+    assert set(lines) == set(model.blocks())
+    assert lines["layer.0"].get_color() == plots.block_color("layer.0")        # one colour per block, by depth
+    grads = {line.get_label(): line for line in plots.plot_grad_norms(h).lines}
+    assert grads["layer.0"].get_color() == lines["layer.0"].get_color()
     axes = plots.plot_learning_curves({"progressive": h})
     assert len(axes[0].lines) == 1 and len(axes[0].lines[0].get_xdata()) == 3
     ax = plots.plot_trainable(model)
@@ -90,3 +100,40 @@ def test_nearest_centroid_beats_chance_on_intents(small):
     res = nearest_centroid(model.encoder, data, tokenizer, labels, torch.device("cpu"), test="validation")
     assert res["intent_accuracy"] > 3 / 7           # 7 intents: chance is about 1/7
     assert 0 <= res["slot_f1"] <= 1 and 0 <= res["frame_accuracy"] <= 1
+
+
+def test_a_probe_leaves_frozen_layers_in_eval_mode(small):
+    """encode_split puts every module's mode back as it was: no dropout leaks into frozen layers."""
+    from mtl_utils.analysis import encode_split
+    model, tokenizer, data, _ = small
+    mu.freeze_bottom(model, 4)
+    model.train()
+    modes = {name: m.training for name, m in model.named_modules()}
+    encode_split(model.encoder, data["validation"], tokenizer, torch.device("cpu"))
+    assert {name: m.training for name, m in model.named_modules()} == modes
+    assert not model.encoder.encoder.layer[0].training and model.encoder.encoder.layer[5].training
+
+
+def test_error_analysis():
+    from mtl_utils.analysis import confusion, slot_errors
+    m = confusion(["a", "a", "b", "c"], ["a", "b", "b", "a"], ["a", "b", "c"])
+    assert m.tolist() == [[1, 1, 0], [0, 1, 0], [1, 0, 0]]
+    tokens = [["play", "miles", "davis"], ["book", "for", "two"]]
+    gold = [["O", "B-artist", "I-artist"], ["O", "O", "B-party_size_number"]]
+    pred = [["O", "B-artist", "O"], ["O", "O", "B-party_size_number"]]
+    rows = slot_errors(tokens, gold, pred)
+    assert rows[0][:3] == ("artist", 1, 1)              # the full span missed, a one-word span invented
+    assert "'miles davis'" in rows[0][3] and "artist 'miles'" in rows[0][3]
+    assert len(rows) == 1
+
+
+def test_predict_tags_every_word(small):
+    model, tokenizer, _, labels = small
+    out = mu.predict(model, tokenizer, ["book a table at Gaststätte Kiefer", "play jazz"])
+    assert [len(p["words"]) for p in out] == [6, 2] and out[0]["words"][4][0] == "Gaststätte"
+    assert all(p["intent"] in labels.intents and 0 < p["intent_prob"] <= 1 for p in out)
+    assert all(tag in labels.tags for p in out for _, tag in p["words"])
+    long = " ".join(["word"] * 300)                        # past max_length: the words are still there, tagged O
+    assert len(mu.predict(model, tokenizer, long)[0]["words"]) == 300
+    with pytest.raises(mu.MTLError, match="at least one word"):
+        mu.predict(model, tokenizer, [""])
