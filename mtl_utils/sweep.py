@@ -1,0 +1,190 @@
+"""One source of headline numbers: every arm x every seed, through `python -m mtl_utils train`.
+
+    python -m mtl_utils sweep                          # all arms, seeds 0 1 2 -> notebooks/results/sweep_cpu.json
+    python -m mtl_utils sweep --arms full lp-ft --seeds 0 1 2 --out runs/sweep.json
+    python -m mtl_utils sweep --readme                 # rewrite README.md's results table from the file
+
+Each run is a fresh `train` process (so its peak memory is its own) with --analysis (drift
+from the pretrained encoder and checkpoint sizes). The results file holds its provenance
+(command, package version and commit, device, date, library versions, seeds, data size,
+epochs) and every run's JSON line; an interrupted sweep resumes where it stopped when
+started again with the same settings. Notebooks 03-06 and the README read this file
+(`load`, `summarize`); nothing in them is typed in by hand.
+"""
+import datetime
+import json
+import os
+import platform
+import shlex
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+from .common import MTLError
+
+ARMS = {   # arm -> train options (after the sweep's --epochs and --max-train, so an arm may override them)
+    "all-frozen": ["--scenario", "all-frozen"],
+    "backbone-frozen": ["--scenario", "backbone-frozen"],
+    "backbone-frozen, to plateau": ["--scenario", "backbone-frozen", "--epochs", "60", "--patience", "3"],
+    "backbone-frozen + BiLSTM head, to plateau": ["--scenario", "backbone-frozen", "--slot-head", "bilstm",
+                                                  "--epochs", "60", "--patience", "3"],
+    "intent-head-frozen": ["--scenario", "intent-head-frozen"],
+    "slot-head-frozen": ["--scenario", "slot-head-frozen"],
+    "lp-ft": ["--scenario", "lp-ft"],
+    "full": ["--scenario", "full"],
+    "full, lr 1e-5 / 5e-5": ["--scenario", "full", "--lr-encoder", "1e-5", "--lr-heads", "5e-5"],
+    "progressive": ["--scenario", "progressive"],
+    "ulmfit": ["--scenario", "ulmfit", "--layer-decay", "0.385", "--schedule", "stlr"],
+    "bitfit": ["--scenario", "bitfit", "--lr-encoder", "3e-3"],          # lrs from LR_SEARCH (validation)
+    "lora r2": ["--scenario", "lora", "--lora-rank", "2", "--lr-encoder", "3e-3"],
+    "lora r8": ["--scenario", "lora", "--lora-rank", "8", "--lr-encoder", "3e-3"],
+    "lora r32": ["--scenario", "lora", "--lora-rank", "32", "--lr-encoder", "3e-3"],
+    "5% slot labels: lp-ft": ["--scenario", "lp-ft", "--slot-label-fraction", "0.05"],
+    "5% slot labels: slot-head-frozen": ["--scenario", "slot-head-frozen", "--slot-label-fraction", "0.05"],
+}
+HEADLINE = list(ARMS)
+# How BitFit's and LoRA's encoder lr was chosen: one seed, judged on the validation split
+# (python -m mtl_utils sweep --arms <these> --seeds 0 --out notebooks/results/lr_search_cpu.json)
+LR_SEARCH = {f"{name} lr {lr}": ARMS[name][:-2] + ["--lr-encoder", lr]
+             for name in ("bitfit", "lora r8") for lr in ("1e-4", "1e-3", "3e-3", "1e-2")}
+ARMS.update(LR_SEARCH)
+METRICS = ("intent_accuracy", "slot_f1", "frame_accuracy", "train_seconds", "warmup_seconds", "epochs_run",
+           "trainable_params", "peak_mem_mb", "neighbours_kept", "checkpoint_mb_delta", "checkpoint_mb_full")
+
+
+def default_path(device_type):
+    return Path(__file__).resolve().parent.parent / "notebooks" / "results" / f"sweep_{device_type}.json"
+
+
+def _commit():
+    """The code's git commit, '+changes' when the working tree differs from it."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        git = lambda *a: subprocess.run(["git", "-C", str(root), *a], capture_output=True, text=True,  # noqa: E731
+                                        timeout=10).stdout.strip()
+        head = git("rev-parse", "--short", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no", "--", "mtl_utils")
+    except OSError:
+        return None
+    return (head + ("+changes" if dirty else "")) or None
+
+
+def provenance(device, max_train, epochs, seeds, arms):
+    import torch
+    import transformers
+
+    from . import __version__
+    from .device import device_name
+    return {"command": "python -m mtl_utils " + shlex.join(sys.argv[1:]) if sys.argv[0].endswith("__main__.py")
+            else "mtl_utils.sweep.run", "package_version": __version__, "commit": _commit(),
+            "date": datetime.date.today().isoformat(), "device": device.type, "device_name": device_name(device),
+            "cpu_count": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
+            "transformers": transformers.__version__, "seeds": list(seeds), "max_train": max_train,
+            "epochs": epochs, "arms": {a: ARMS[a] for a in arms}}
+
+
+def run(arms=None, seeds=(0, 1, 2), max_train=None, epochs=None, device="auto", out=None, echo=print):
+    """Run the sweep (resuming a file with the same settings); returns the results dict."""
+    from .common import run_size
+    from .device import pick_device
+    dev = pick_device(device)
+    size = run_size(gpu=dev.type == "cuda", notebook=True)
+    arms = list(arms or HEADLINE)
+    unknown = [a for a in arms if a not in ARMS]
+    if unknown:
+        raise MTLError(f"unknown sweep arm(s) {unknown}; choose from: {'; '.join(ARMS)}")
+    max_train, epochs = max_train or size.max_train, epochs or size.epochs
+    out = Path(out or default_path(dev.type))
+    results = {"provenance": provenance(dev, max_train, epochs, seeds, arms), "runs": []}
+    if out.exists():
+        old = json.loads(out.read_text())
+        same = all(old["provenance"].get(k) == results["provenance"][k] for k in ("device", "max_train", "epochs"))
+        if same:    # keep the runs of arms whose options did not change
+            results["runs"] = [r for r in old["runs"] if r["arm"] in arms and r["seed"] in seeds
+                               and old["provenance"]["arms"].get(r["arm"]) == ARMS[r["arm"]]]
+    done = {(r["arm"], r["seed"]) for r in results["runs"]}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    todo = [(a, s) for s in seeds for a in arms if (a, s) not in done]
+    for i, (arm, seed) in enumerate(todo, 1):
+        cmd = [sys.executable, "-m", "mtl_utils", "train", "--epochs", str(epochs), "--device", dev.type,
+               "--seed", str(seed), "--quiet", "--analysis"] + (["--max-train", str(max_train)] if max_train else []) \
+            + ARMS[arm]
+        r = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
+        if r.returncode != 0:
+            raise MTLError(f"sweep arm {arm!r} seed {seed} failed: {r.stderr.strip().splitlines()[-1:]}")
+        run_result = {"arm": arm, **json.loads(r.stdout.strip().splitlines()[-1])}
+        results["runs"].append(run_result)
+        out.write_text(json.dumps(results, indent=1))
+        echo(f"[{i}/{len(todo)}] {arm} seed {seed}: intent {run_result['intent_accuracy']:.3f}, slot F1 "
+             f"{run_result['slot_f1']:.3f}, {run_result['train_seconds']:.0f} s")
+    out.write_text(json.dumps(results, indent=1))
+    return results
+
+
+def load(path=None, device_type="cpu"):
+    """A results file (default: the committed sweep of this device type)."""
+    path = Path(path or default_path(device_type))
+    if not path.exists():
+        raise MTLError(f"no sweep results at {path}; run: python -m mtl_utils sweep")
+    return json.loads(path.read_text())
+
+
+def summarize(results):
+    """{arm: {metric: {"mean", "std", "n", "values"}}} over seeds, arms in the file's order."""
+    arms = list(dict.fromkeys(r["arm"] for r in results["runs"]))
+    out = {}
+    for arm in arms:
+        runs = [r for r in results["runs"] if r["arm"] == arm]
+        out[arm] = {}
+        for key in METRICS:
+            values = [r[key] for r in runs if r.get(key) is not None]
+            if values:
+                out[arm][key] = {"mean": statistics.fmean(values), "n": len(values), "values": values,
+                                 "std": statistics.stdev(values) if len(values) > 1 else 0.0}
+        if runs and runs[0].get("cka"):
+            out[arm]["cka"] = [statistics.fmean(c) for c in zip(*(r["cka"] for r in runs))]
+    return out
+
+
+def pm(stat, digits=3):
+    return f"{stat['mean']:.{digits}f} ± {stat['std']:.{digits}f}"
+
+
+def readme_table(results):
+    """The README's results table (markdown), from a results file."""
+    s, p = summarize(results), results["provenance"]
+    s = {arm: m for arm, m in s.items() if arm in HEADLINE}
+    lines = ["| arm | intent acc. | slot F1 | frame acc. | train s | trainable params | epochs |",
+             "|---|---|---|---|---|---|---|"]
+    for arm, m in s.items():
+        lines.append(f"| {arm} | {pm(m['intent_accuracy'])} | {pm(m['slot_f1'])} | {pm(m['frame_accuracy'])} | "
+                     f"{m['train_seconds']['mean']:.0f} | {int(m['trainable_params']['mean']):,} | "
+                     f"{m['epochs_run']['mean']:.1f} |")
+    lines.append("")
+    lines.append(f"Mean ± std over seeds {', '.join(map(str, p['seeds']))}; {p['max_train'] or 'all':,} training "
+                 f"sentences, {p['epochs']} encoder epoch(s), 700 test sentences; {p['device_name']} "
+                 f"({p['cpu_count']} cores), {p['date']}, mtl_utils {p['package_version']} ({p['commit']}). "
+                 "Train s includes the heads-only probe where an arm has one; epochs counts every epoch run.")
+    return "\n".join(lines)
+
+
+START, END = "<!-- sweep-table:start -->", "<!-- sweep-table:end -->"
+
+
+def write_readme(results, readme=None):
+    readme = Path(readme or Path(__file__).resolve().parent.parent / "README.md")
+    text = readme.read_text()
+    if START not in text or END not in text:
+        raise MTLError(f"{readme} has no {START} ... {END} markers for the results table")
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    readme.write_text(head + START + "\n" + readme_table(results) + "\n" + END + tail)
+
+
+def main(ns):
+    if ns.readme:
+        write_readme(load(ns.out))
+        return
+    results = run(ns.arms, ns.seeds, ns.max_train, ns.epochs, ns.device, ns.out)
+    print(readme_table(results))
