@@ -1,0 +1,48 @@
+"""The main job (python -m mtl_utils notebooks) on a tiny set of notebooks in a temporary folder."""
+import subprocess
+import sys
+
+import nbformat
+
+from mtl_utils import runner
+
+
+def _notebook(path, cells, header="**Run time** (measured): CPU (2 cores): 3 s · GPU: not measured"):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell(f"# {path.stem}\n\n{header}")] + \
+               [nbformat.v4.new_code_cell(c) for c in cells]
+    nbformat.write(nb, path)
+
+
+def test_main_job_reports_each_notebook_and_fails_at_the_end(tmp_path):
+    nbs = tmp_path / "notebooks"
+    nbs.mkdir()
+    _notebook(nbs / "01_ok.ipynb", ["x = 2", "print(x * 21)"])
+    _notebook(nbs / "02_broken.ipynb", ["y = 1", "1 / 0", "print('never')"])
+    _notebook(nbs / "03_ok_too.ipynb", ["print('still runs')"])
+    r = subprocess.run([sys.executable, "-m", "mtl_utils", "notebooks"], cwd=tmp_path, capture_output=True, text=True,
+                       timeout=300)
+    out = r.stdout
+    assert r.returncode == 1, r.stderr[-2000:]
+    assert "[1/3] notebooks/01_ok.ipynb: its header expects 3 s on CPU" in out
+    assert "FAILED at cell 2: ZeroDivisionError: division by zero" in out
+    lines = {line.split()[0]: line for line in out.splitlines() if line.startswith(("notebooks/", "total"))}
+    assert lines["notebooks/01_ok.ipynb"].endswith("ok") and lines["notebooks/03_ok_too.ipynb"].endswith("ok")
+    assert "FAILED cell 2" in lines["notebooks/02_broken.ipynb"]
+    assert lines["total"].endswith("2 ok, 1 failed")
+    assert "without encryption" not in r.stdout + r.stderr          # the kernel talks over IPC
+    assert "2/2" in r.stderr                                        # the cell bar of 01 ran to its end
+    saved = nbformat.read(nbs / "01_ok.ipynb", as_version=4)
+    assert saved.cells[2].outputs[0]["text"] == "42\n"
+    assert "CPU" in runner.header_times(saved) and runner.header_times(saved)["GPU"][0] == "not measured"
+    assert nbformat.read(nbs / "02_broken.ipynb", as_version=4).cells[2].outputs == []   # a failure is not saved
+
+
+def test_only_and_the_header_time():
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("# t\n\n**Run time** (measured): CPU (2 cores): 3 s · GPU: not measured")]
+    runner.set_header_time(nb, "CPU", 125.4, "(2 cores)")
+    assert runner.header_times(nb) == {"CPU": ("2 min 05 s", "(2 cores)"), "GPU": ("not measured", "")}
+    runner.set_header_time(nb, "GPU", 42, "(NVIDIA H100)")
+    assert runner.header_times(nb)["GPU"] == ("42 s", "(NVIDIA H100)")
+    assert runner.header_times(nb)["CPU"][0] == "2 min 05 s"
