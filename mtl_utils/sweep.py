@@ -13,6 +13,7 @@ started again with the same settings. Notebooks 03-06 and the README read this f
 """
 import datetime
 import json
+import math
 import os
 import platform
 import shlex
@@ -65,7 +66,7 @@ def _commit():
                                         timeout=10).stdout.strip()
         head = git("rev-parse", "--short", "HEAD")
         dirty = git("status", "--porcelain", "--untracked-files=no", "--", "mtl_utils")
-    except OSError:
+    except (OSError, subprocess.SubprocessError):
         return None
     return (head + ("+changes" if dirty else "")) or None
 
@@ -100,9 +101,11 @@ def run(arms=None, seeds=(0, 1, 2), max_train=None, epochs=None, device="auto", 
     if out.exists():
         old = json.loads(out.read_text())
         same = all(old["provenance"].get(k) == results["provenance"][k] for k in ("device", "max_train", "epochs"))
-        if same:    # keep the runs of arms whose options did not change
-            results["runs"] = [r for r in old["runs"] if r["arm"] in arms and r["seed"] in seeds
-                               and old["provenance"]["arms"].get(r["arm"]) == ARMS[r["arm"]]]
+        if same:    # keep every run of an arm whose options did not change, asked for now or not
+            kept = [r for r in old["runs"] if ARMS.get(r["arm"]) == old["provenance"]["arms"].get(r["arm"])]
+            results["runs"] = kept
+            results["provenance"]["arms"] = {**{r["arm"]: ARMS[r["arm"]] for r in kept}, **results["provenance"]["arms"]}
+            results["provenance"]["seeds"] = sorted({*seeds, *(r["seed"] for r in kept)})
     done = {(r["arm"], r["seed"]) for r in results["runs"]}
     out.parent.mkdir(parents=True, exist_ok=True)
     todo = [(a, s) for s in seeds for a in arms if (a, s) not in done]
@@ -112,7 +115,7 @@ def run(arms=None, seeds=(0, 1, 2), max_train=None, epochs=None, device="auto", 
             + ARMS[arm]
         r = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
         if r.returncode != 0:
-            raise MTLError(f"sweep arm {arm!r} seed {seed} failed: {r.stderr.strip().splitlines()[-1:]}")
+            raise MTLError(f"sweep arm {arm!r} seed {seed} failed: {(r.stderr.strip().splitlines() or [''])[-1]}")
         run_result = {"arm": arm, **json.loads(r.stdout.strip().splitlines()[-1])}
         results["runs"].append(run_result)
         out.write_text(json.dumps(results, indent=1))
@@ -122,12 +125,38 @@ def run(arms=None, seeds=(0, 1, 2), max_train=None, epochs=None, device="auto", 
     return results
 
 
-def load(path=None, device_type="cpu"):
-    """A results file (default: the committed sweep of this device type)."""
-    path = Path(path or default_path(device_type))
+def load(path=None, device_type="cpu", name=None):
+    """A results file: `path`, or notebooks/results/<name> (default: the committed sweep of this
+    device type). Where the repository's notebooks/ folder is not around (a pip-installed
+    package on Colab), the file comes from the published repository (publish.REPOSITORY)."""
+    name = name or f"sweep_{device_type}.json"
+    path = Path(path) if path else default_path(device_type).with_name(name)
+    if not path.exists() and path.name == name and not path.parent.exists():
+        path = _download(name)
     if not path.exists():
         raise MTLError(f"no sweep results at {path}; run: python -m mtl_utils sweep")
     return json.loads(path.read_text())
+
+
+def _download(name):
+    import urllib.request
+
+    from .publish import PLACEHOLDER_OWNER, REPOSITORY
+    target = Path(os.environ.get("MTL_CACHE_DIR", Path.home() / ".cache" / "mtl_utils")) / "results" / name
+    if target.exists():
+        return target
+    if REPOSITORY.startswith(PLACEHOLDER_OWNER + "/"):
+        raise MTLError(f"notebooks/results/{name} is not here and no repository is published to fetch it from; "
+                       "run the notebooks from a clone of the repository")
+    url = f"https://raw.githubusercontent.com/{REPOSITORY}/main/notebooks/results/{name}"
+    try:
+        with urllib.request.urlopen(url, timeout=30) as r:
+            blob = r.read()
+    except OSError as e:
+        raise MTLError(f"cannot fetch {url} ({e}); run the notebooks from a clone of the repository") from None
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(blob)
+    return target
 
 
 def summarize(results):
@@ -147,6 +176,42 @@ def summarize(results):
     return out
 
 
+def results_for(settings, arms=None):
+    """What a notebook reads. On a CPU: the committed sweep (its budget is the notebooks' CPU
+    budget). On a GPU, or with MTL_RERUN=1: the arms run here, at this machine's budget, into
+    runs/sweep_<device>.json (resumed across notebooks, so 03-06 share their runs)."""
+    if settings.device.type != "cuda" and os.environ.get("MTL_RERUN", "") in ("", "0"):
+        results = load(device_type="cpu")
+    else:
+        out = Path("runs") / f"sweep_{settings.device.type}.json"
+        results = run(arms, (0, 1, 2), settings.max_train, settings.epochs, settings.device.type, out)
+    print(describe(results))
+    return results
+
+
+def _sentences(p):
+    return f"{p['max_train']:,}" if p["max_train"] else "all"
+
+
+def describe(results):
+    """The budget and provenance of a results file, in one line."""
+    p = results["provenance"]
+    return (f"sweep: {len(p['seeds'])} seeds ({', '.join(map(str, p['seeds']))}), {_sentences(p)} training "
+            f"sentences, {p['epochs']} encoder epoch(s), {p['device_name']} ({p['cpu_count']} cores), {p['date']}, "
+            f"mtl_utils {p['package_version']} ({p['commit']})")
+
+
+def compare(summary, a, b, key="slot_f1", n_test=700):
+    """a minus b on `key`, and whether the gap is beyond the noise: larger than twice the
+    standard error of the difference of the seed means, and larger than one test sentence."""
+    sa, sb = summary[a][key], summary[b][key]
+    diff = sa["mean"] - sb["mean"]
+    noise = max(2 * math.sqrt(sa["std"] ** 2 / sa["n"] + sb["std"] ** 2 / sb["n"]), 1 / n_test)
+    beyond = abs(diff) > noise
+    return diff, beyond, (f"{a} minus {b}: {key} {diff:+.3f} (noise band ±{noise:.3f}: "
+                          f"{'beyond the seed noise' if beyond else 'inside the noise'})")
+
+
 def pm(stat, digits=3):
     return f"{stat['mean']:.{digits}f} ± {stat['std']:.{digits}f}"
 
@@ -162,7 +227,7 @@ def readme_table(results):
                      f"{m['train_seconds']['mean']:.0f} | {int(m['trainable_params']['mean']):,} | "
                      f"{m['epochs_run']['mean']:.1f} |")
     lines.append("")
-    lines.append(f"Mean ± std over seeds {', '.join(map(str, p['seeds']))}; {p['max_train'] or 'all':,} training "
+    lines.append(f"Mean ± std over seeds {', '.join(map(str, p['seeds']))}; {_sentences(p)} training "
                  f"sentences, {p['epochs']} encoder epoch(s), 700 test sentences; {p['device_name']} "
                  f"({p['cpu_count']} cores), {p['date']}, mtl_utils {p['package_version']} ({p['commit']}). "
                  "Train s includes the heads-only probe where an arm has one; epochs counts every epoch run.")
