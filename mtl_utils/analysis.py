@@ -17,31 +17,29 @@ import torch
 
 from .data import make_loader
 from .metrics import task_metrics, to_device
+from .model import evaluating
 
 
 @torch.no_grad()
 def encode_split(encoder, split, tokenizer, device, layers=False, batch_size=128):
-    """Run an encoder over an encoded split. Returns per sentence mean-pooled vectors, the
+    """Run an encoder (moved to `device`) over an encoded split. Returns per sentence mean-pooled vectors, the
     first-subword vectors of every word (flat, in word order), and optionally every layer's
     token vectors (a list over layers of [n_tokens, hidden], padding removed)."""
-    modes = {m: m.training for m in encoder.modules()}     # put back exactly: frozen blocks stay in eval
-    encoder.eval().to(device)
-    sentences, words, per_layer = [], [], None
-    for batch in make_loader(split, tokenizer, batch_size):
-        batch = to_device(batch, device)
-        out = encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                      output_hidden_states=layers)
-        mask = batch["attention_mask"].unsqueeze(-1).float()
-        h = out.last_hidden_state.float()
-        sentences.append((h * mask).sum(1) / mask.sum(1))
-        words.append(h[batch["word_start"].bool()])
-        if layers:
-            keep = batch["attention_mask"].bool()
-            hs = [x.float()[keep] for x in out.hidden_states]
-            per_layer = hs if per_layer is None else [torch.cat([a, b]) for a, b in zip(per_layer, hs)]
-    for m, mode in modes.items():
-        m.training = mode
-    return torch.cat(sentences).cpu(), torch.cat(words).cpu(), ([x.cpu() for x in per_layer] if layers else None)
+    sentences, words, per_layer = [], [], []
+    with evaluating(encoder.to(device)):      # every module's mode put back: frozen blocks stay in eval
+        for batch in make_loader(split, tokenizer, batch_size):
+            batch = to_device(batch, device)
+            out = encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                          output_hidden_states=layers)
+            mask = batch["attention_mask"].unsqueeze(-1).float()
+            h = out.last_hidden_state.float()
+            sentences.append((h * mask).sum(1) / mask.sum(1))
+            words.append(h[batch["word_start"].bool()])
+            if layers:
+                keep = batch["attention_mask"].bool()
+                per_layer.append([x.float()[keep].cpu() for x in out.hidden_states])
+    return (torch.cat(sentences).cpu(), torch.cat(words).cpu(),
+            [torch.cat(x) for x in zip(*per_layer)] if layers else None)
 
 
 def _centroids(vectors, labels, vocab):

@@ -16,11 +16,10 @@ weights): `cache.covers(model)` says whether it is still valid, and the Trainer 
 whenever it is not (after an unfreeze, a freeze, or loading other weights).
 A batch from the cache is pure tensor indexing: no tokenizer, no collator, no Python loop.
 """
-import time
-
 import torch
 
 from .freezing import frozen_blocks, is_frozen
+from .model import evaluating
 
 CACHEABLE = ("bert", "roberta", "xlm-roberta", "electra")   # encoders whose layers we can run one by one
 
@@ -86,7 +85,6 @@ class PrefixCache:
         self.frozen = tuple(frozen_blocks(model))
         self.checksum = prefix_checksum(model, k)
         self.splits = {}
-        self.build_seconds = 0.0
 
     def covers(self, model, check_weights=False):
         """Still valid for the model as it is now? (the weight checksum only when asked: it reads
@@ -98,10 +96,11 @@ class PrefixCache:
     @torch.no_grad()
     def build(self, name, split, device, batch_size=64, precision=None):
         """Run embeddings + layer.0..k-1 once over an encoded split; keep the hidden states."""
-        t0 = time.perf_counter()
-        model = self.model
-        modes = {m: m.training for m in model.modules()}
-        model.eval()
+        with evaluating(self.model):
+            self.splits[name] = self._run(self.model, split, device, batch_size, precision)
+        return self
+
+    def _run(self, model, split, device, batch_size, precision):
         lengths = torch.tensor([len(x) for x in split["input_ids"]])
         chunks = []
         order = torch.argsort(lengths, descending=True)    # similar lengths together: little padding
@@ -129,11 +128,7 @@ class PrefixCache:
                 entry[key] = torch.tensor([x for row in split[key] for x in row] + [pad], device=device)
         if "intent_label" in split.column_names:
             entry["intent_label"] = torch.tensor(split["intent_label"], device=device)
-        self.splits[name] = entry
-        for m, mode in modes.items():
-            m.training = mode
-        self.build_seconds += time.perf_counter() - t0
-        return self
+        return entry
 
     def nbytes(self):
         return sum(t.numel() * t.element_size() for e in self.splits.values() for t in e.values()

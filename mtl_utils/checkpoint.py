@@ -69,8 +69,9 @@ def load_model(folder, labels=None):
                                   ("slot tag", meta["tag_labels"], labels.tags)):
             if saved != data:
                 diff = sorted(set(saved or []) ^ set(data or []))[:6]
-                raise MTLError(f"the saved model's {task} labels do not match the data's "
-                               f"(differ in: {diff}); train a new model on this data")
+                how = f"differ in: {diff}" if diff else "the same labels in another order"
+                raise MTLError(f"the saved model's {task} labels do not match the data's ({how}); "
+                               "train a new model on this data")
     if meta["delta"]:
         encoder, tokenizer = load_backbone(meta["backbone"])
         if abs(_checksum(encoder.state_dict()) - meta["backbone_checksum"]) > 1e-6 * abs(meta["backbone_checksum"]):

@@ -80,13 +80,16 @@ def train(ns):
     config = TrainConfig(**{f.name: getattr(ns, f.name) for f in fields(TrainConfig)})
     if opts.save_model and not opts.out:
         raise MTLError("--save-model needs --out DIR")
-    if config.epochs < (0 if opts.scenario == "all-frozen" else 1) or config.batch_size < 1:
-        raise MTLError("--epochs and --batch-size must be at least 1")
+    if config.epochs < (0 if opts.scenario == "all-frozen" else 1):
+        raise MTLError(f"--epochs must be at least {0 if opts.scenario == 'all-frozen' else 1} for {opts.scenario}")
+    if config.batch_size < 1:
+        raise MTLError("--batch-size must be at least 1")
     if opts.scenario == "lora" and opts.lora_rank < 1:
         raise MTLError(f"--lora-rank must be at least 1, not {opts.lora_rank}")
     if not 0 <= opts.slot_label_fraction <= 1:
         raise MTLError("--slot-label-fraction must be between 0 and 1")
-    size = run_size(gpu=pick_device(config.device).type == "cuda")    # fails early on --device cuda without one
+    config.device = pick_device(config.device).type    # "auto" resolved once; fails early on cuda without one
+    size = run_size(gpu=config.device == "cuda")
     if opts.quiet:
         import datasets
         datasets.disable_progress_bars()

@@ -56,7 +56,8 @@ def device_name(device):
 
 def peak_memory(device):
     """GPU: the most memory torch allocated. CPU: the process's peak resident memory so far
-    (model, data and training together; compare runs in fresh processes)."""
+    (model, data and training together; compare runs in fresh processes). ru_maxrss is in KiB
+    on Linux, the machines this is measured on."""
     if device.type == "cuda":
         return {"peak_mem_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1), "peak_mem_kind": "cuda allocated"}
     return {"peak_mem_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
@@ -65,10 +66,13 @@ def peak_memory(device):
 
 # Dense (no sparsity) tensor-core peaks from the vendors' data sheets, TFLOP/s, for bench's MFU.
 # A T4 or V100 has no bf16: its figure is fp16.
-PEAK_TFLOPS = {
+PEAK_TFLOPS = {                              # the most specific name first: the first match wins
     "H200": {"bf16": 989, "fp16": 989},
-    "H100": {"bf16": 989, "fp16": 989},     # SXM; the PCIe card is 756
+    "H100 PCIe": {"bf16": 756, "fp16": 756},
+    "H100": {"bf16": 989, "fp16": 989},     # SXM
     "A100": {"bf16": 312, "fp16": 312},
+    "L40S": {"bf16": 362, "fp16": 362},
+    "L40": {"bf16": 181, "fp16": 181},
     "L4": {"bf16": 121, "fp16": 121},
     "A10G": {"bf16": 70, "fp16": 70},
     "T4": {"fp16": 65},

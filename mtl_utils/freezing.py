@@ -46,8 +46,8 @@ def resolve(model, names):
 
 
 def _params(model, names, only=None):
-    """(name, parameter) pairs of the named blocks; with only="bias", just the parameters
-    whose name ends in ".bias" (any last name component works: "weight", "lora_A", ...)."""
+    """(name, parameter) pairs of the named blocks; with only="bias", just the parameters with
+    "bias" as one of the dotted parts of their name ("weight", "LayerNorm", "lora_A" work too)."""
     blocks = model.blocks()
     for block in resolve(model, names):
         for name, p in blocks[block].named_parameters():

@@ -46,8 +46,13 @@ def lora_layers(model):
 
 
 def merge_lora(model):
-    """Fold every adapter into its frozen weight (W <- W + scale * B A). The model then
-    predicts the same (up to float rounding) at the cost of the plain encoder."""
-    for layer in lora_layers(model):
+    """Fold every adapter into its weight (W <- W + scale * B A) and put the plain layer back in
+    its place (peft's merge and unload): the model then predicts the same, up to float rounding,
+    at the cost of the plain encoder, and saves and trains as a model without LoRA."""
+    adapted = set(map(id, lora_layers(model)))
+    for name, layer in [(n, m) for n, m in model.encoder.named_modules() if id(m) in adapted]:
         layer.merge()
+        parent, _, child = name.rpartition(".")
+        setattr(model.encoder.get_submodule(parent) if parent else model.encoder, child, layer.get_base_layer())
+    model.lora = None
     return model

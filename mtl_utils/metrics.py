@@ -32,11 +32,10 @@ def predict_batches(model, batches, device, precision=None, forward=None):
     """Word-level predictions for every sentence of a loader (or of cached batches, caching.py):
     (intents, tag lists). Each word takes the tag predicted on its first subword."""
     from .caching import forward as plain_or_cached
+    from .model import evaluating
     forward = forward or plain_or_cached
-    modes = {m: m.training for m in model.modules()}
-    model.eval()
     intents, tags = [], []
-    try:
+    with evaluating(model):
         for batch in batches:
             batch = to_device(batch, device)
             inputs = {k: v for k, v in batch.items() if k not in ("slot_labels", "intent_label")}
@@ -52,9 +51,6 @@ def predict_batches(model, batches, device, precision=None, forward=None):
                 for n in starts.sum(1).tolist():
                     tags.append([model.tag_labels[i] for i in flat[at:at + n]])
                     at += n
-    finally:
-        for m, mode in modes.items():
-            m.training = mode
     return (intents or None), (tags or None)
 
 

@@ -53,7 +53,7 @@ def _no_pooler(model_type):
 def quiet_loading():
     """Silence transformers' expected load messages and its weight-loading progress bar, then
     put the caller's logging level and progress-bar settings back exactly as they were."""
-    from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars
+    from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
     from transformers.utils import logging
     verbosity, tf_bars, hub_bars = logging.get_verbosity(), logging.is_progress_bar_enabled(), \
         not are_progress_bars_disabled()
@@ -69,8 +69,23 @@ def quiet_loading():
             warnings.simplefilter("ignore")
             if tf_bars:
                 logging.enable_progress_bar()
-            if not hub_bars:
+            if hub_bars:
+                enable_progress_bars()
+            else:
                 disable_progress_bars()
+
+
+@contextmanager
+def evaluating(module):
+    """Eval mode inside the block, then every submodule's own mode back as it was (a plain
+    module.train(was_training) would switch dropout back on in frozen blocks)."""
+    modes = {m: m.training for m in module.modules()}
+    module.eval()
+    try:
+        yield module
+    finally:
+        for m, mode in modes.items():
+            m.training = mode
 
 
 def load_backbone(name=None):

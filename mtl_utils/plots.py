@@ -110,12 +110,13 @@ def plot_losses(history, ax=None, title="training loss per task"):
 
 
 def plot_lrs(history, ax=None, title="learning rate of each block"):
-    """The learning rate of every block at every step (its decay group: the no_decay group of a
-    block has the same lr). A block absent from the optimizer (frozen) has no line there."""
+    """The learning rate of every block at every step (both groups of a block share it; BitFit's
+    blocks have only the no_decay one). A block absent from the optimizer (frozen) has no line there."""
     ax = _ax(ax)
     names = list(history.steps[0]["grad_norm"]) if history.steps else []
     for name in names:
-        pts = [(s["step"], s["lr"][f"{name}/decay"]) for s in history.steps if f"{name}/decay" in s["lr"]]
+        pts = [(s["step"], s["lr"].get(f"{name}/decay", s["lr"].get(f"{name}/no_decay"))) for s in history.steps
+               if f"{name}/decay" in s["lr"] or f"{name}/no_decay" in s["lr"]]
         if pts:
             ax.plot([p[0] for p in pts], [p[1] for p in pts], label=name, color=block_color(name, _n_layers(names)),
                     lw=1.3)

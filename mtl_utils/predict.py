@@ -10,6 +10,7 @@ predicted on its first subword (the rule used for training and scoring, data.py)
 import torch
 
 from .common import MTLError
+from .model import evaluating
 
 
 @torch.no_grad()
@@ -27,13 +28,8 @@ def predict(model, tokenizer, sentences, max_length=128):
     enc = tokenizer(words, is_split_into_words=True, truncation=True, max_length=max_length, padding=True,
                     return_tensors="pt")
     device = next(model.parameters()).device
-    modes = {m: m.training for m in model.modules()}
-    model.eval()
-    try:
+    with evaluating(model):
         out = model(enc["input_ids"].to(device), enc["attention_mask"].to(device))
-    finally:
-        for m, mode in modes.items():
-            m.training = mode
     results = []
     for i, ws in enumerate(words):
         r = {"sentence": sentences[i], "intent": None, "intent_prob": None, "words": None}

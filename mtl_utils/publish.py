@@ -30,7 +30,7 @@ def repo_from_git(root=ROOT):
     try:
         url = subprocess.run(["git", "-C", str(root), "remote", "get-url", "origin"], capture_output=True,
                              text=True, timeout=10).stdout.strip()
-    except OSError:
+    except (OSError, subprocess.SubprocessError):
         url = ""
     m = re.search(r"github\.com[:/]([\w.-]+)/([\w.-]+?)(?:\.git)?/?$", url)
     if not m:

@@ -67,7 +67,8 @@ SCENARIOS = {
     "full": Scenario("everything trains from the start", "full"),
     "progressive": Scenario("validation-guided: heads to their plateau, the top 2 layers, then all",
                             stages=progressive_stages, budget=True),
-    "ulmfit": Scenario("gradual unfreezing: one layer group more per epoch from the top", stages=ulmfit_stages),
+    "ulmfit": Scenario("gradual unfreezing: one layer group more per epoch from the top", stages=ulmfit_stages,
+                       budget=True),
     "bitfit": Scenario("only the encoder's bias terms and the heads train", "bitfit"),
     "lora": Scenario("low-rank adapters on query and value, and the heads, train", "full"),
 }
@@ -113,7 +114,7 @@ def run_scenario(scenario, dsd, labels, config, **options):
     Returns (result dict, trainer)."""
     from .data import encode, keep_task_labels
     from .device import peak_memory
-    from .freezing import apply_preset, count_params
+    from .freezing import apply_preset, count_params, frozen_blocks
     from .model import build_model
     from .training import Trainer
     opts = RunOptions(scenario=scenario, **options)
@@ -139,16 +140,12 @@ def run_scenario(scenario, dsd, labels, config, **options):
         source = f"{opts.warmup_epochs}-epoch probe of both heads on the frozen backbone"
     if opts.scenario == "lora":
         from .lora import TARGETS, add_lora
-        add_lora(model, opts.lora_rank, opts.lora_layers, tuple(opts.lora_targets or TARGETS))
-        apply_preset(model, "backbone-frozen")
-        for name, p in model.encoder.named_parameters():
-            p.requires_grad_("lora_" in name)
-        model.train(model.training)
+        add_lora(model, opts.lora_rank, opts.lora_layers, tuple(opts.lora_targets or TARGETS))   # freezes the rest
     else:
         apply_preset(model, sc.preset)
     trainer.fit(stages=sc.stages(model, config.epochs) if sc.stages else None,
                 encoder_epochs=config.epochs if sc.budget else None)
-    frozen_heads = [h for h in model.head_blocks() if not any(p.requires_grad for p in model.blocks()[h].parameters())]
+    frozen_heads = [h for h in model.head_blocks() if h in frozen_blocks(model)]
     test = trainer.evaluate("test")
     counts = count_params(model)
     last = trainer.history.epochs[-1] if trainer.history.epochs else {}
@@ -168,7 +165,8 @@ def run_scenario(scenario, dsd, labels, config, **options):
         "device": str(trainer.device), "precision": trainer.precision.name,
         **peak_memory(trainer.device),
         "seed": config.seed,
-        "options": {k: v for k, v in asdict(opts).items() if k not in ("scenario", "out", "save_model", "quiet")},
+        "options": {k: v for k, v in asdict(opts).items()       # data and sizes: n_train, n_test above
+                    if k not in ("scenario", "data", "format", "max_train", "max_eval", "out", "save_model", "quiet")},
         "config": {k: v for k, v in asdict(config).items() if k != "progress"},
     }
     if opts.analysis:

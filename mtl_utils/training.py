@@ -1,7 +1,7 @@
 """One training loop for every scenario, used by the notebooks and the CLI.
 
     trainer = Trainer(model, data, tokenizer, TrainConfig(epochs=3))
-    trainer.freeze_to(-3)                 # the verbs: model, optimizer and cache change together
+    trainer.freeze_to(-3)                 # the verbs: the model changes, the optimizer follows at once
     trainer.fit()                         # trains exactly what the model has trainable now
     trainer.unfreeze()                    # everything trains from here on
     trainer.fit(2)
@@ -11,8 +11,8 @@
 The model's requires_grad flags are the one source of truth. The Trainer's verbs set them
 and rebuild the optimizer at once (new groups with their own learning rates, the Adam state
 of parameters that keep training carried over); a freeze made directly on the model is
-picked up at the next fit(). The frozen-prefix cache is checked wherever it is used and
-rebuilt when it no longer matches the model (caching.py).
+picked up at the next fit(). The frozen-prefix cache is checked wherever it is used (every
+batch, every evaluation) and rebuilt when it no longer matches the model (caching.py).
 
 A stage is one `fit` of a freeze state: its own lr schedule (warm-up + linear decay, or
 ULMFiT's slanted triangular rates) over its maximum number of epochs. A *guided* stage lets
@@ -149,7 +149,7 @@ class Trainer:
         if not self.config.cache:
             return None
         if self.cache is not None and not self.cache.covers(self.model, check_weights):
-            self.say(f"  cache of {self.cache.k} frozen layer(s) no longer matches the model: rebuilt")
+            self.say(f"  cache of {self.cache.k} frozen layer(s) no longer matches the model: dropped")
             self.cache = None
         if self.cache is None:
             k = frozen_prefix_depth(self.model)
@@ -160,7 +160,8 @@ class Trainer:
             t0 = time.perf_counter()
             self.cache.build(split, self.data[split], self.device, precision=self.precision)
             self.say(f"  cache: embeddings + {self.cache.k} frozen layer(s) computed once for "
-                     f"{len(self.data[split]):,} {split} sentences in {time.perf_counter() - t0:.1f} s")
+                     f"{len(self.data[split]):,} {split} sentences in {time.perf_counter() - t0:.1f} s "
+                     f"(the cache now holds {self.cache.nbytes() / 2**20:.0f} MiB)")
         return self.cache
 
     def _batch(self, split, rows):
@@ -179,13 +180,21 @@ class Trainer:
             self._lengths[split] = [len(x) for x in self.data[split]["input_ids"]]
         return batch_order(self._lengths[split], bs, shuffle, self.config.seed + self.epoch)
 
-    def evaluate(self, split="validation"):
-        """Validation or test metrics of the model as it is now."""
+    def predictions(self, split="test"):
+        """Word-level predictions of the model as it is now: (intents, tag lists), one tag per word
+        (words past the tokenizer's max_length get "O"), in the split's order."""
         self._cache_for(split, check_weights=True)
         order = self.batches(split)
         batches = (self._batch(split, rows) for rows in order)
-        bar = tqdm(batches, total=len(order), desc=f"evaluate {split}", disable=not self.config.progress, leave=False)
-        return score(self.data[split], *predict_batches(self.model, bar, self.device, self.precision, forward))
+        bar = tqdm(batches, total=len(order), desc=f"predict {split}", disable=not self.config.progress, leave=False)
+        intents, tags = predict_batches(self.model, bar, self.device, self.precision, forward)
+        if tags is not None:
+            tags = [t + ["O"] * (len(g) - len(t)) for t, g in zip(tags, self.data[split]["tags"])]
+        return intents, tags
+
+    def evaluate(self, split="validation"):
+        """Validation or test metrics of the model as it is now."""
+        return score(self.data[split], *self.predictions(split))
 
     # -- the loop ----------------------------------------------------------------------------
     def fit(self, epochs=None, stages=None, encoder_epochs=None):
@@ -198,13 +207,20 @@ class Trainer:
         from transformers import set_seed
         set_seed(cfg.seed)
         self._best, self._encoder_epochs = {}, 0
-        for i, stage in enumerate(stages):
-            if not self._run_stage(stage, last=i == len(stages) - 1, encoder_epochs=encoder_epochs):
-                break
+        try:
+            for i, stage in enumerate(stages):
+                if not self._run_stage(stage, last=i == len(stages) - 1, encoder_epochs=encoder_epochs):
+                    break
+        finally:
+            self._stage = None          # between fits, a verb has no stage schedule to resume
         return self.history
 
     def _encoder_trains(self):
-        return any(p.requires_grad for b in self.model.backbone_blocks() for p in self.model.blocks()[b].parameters())
+        blocks = self.model.blocks()
+        return not all(freezing.is_frozen(blocks[b]) for b in self.model.backbone_blocks())
+
+    def _budget_spent(self, encoder_epochs):
+        return encoder_epochs is not None and self._encoder_trains() and self._encoder_epochs >= encoder_epochs
 
     def _run_stage(self, stage, last, encoder_epochs):
         """One stage; returns False when training should stop (early stopping, budget spent)."""
@@ -213,6 +229,9 @@ class Trainer:
             freezing.freeze(self.model, *stage.freeze)
         if stage.unfreeze:
             freezing.unfreeze(self.model, *stage.unfreeze)
+        if self._budget_spent(encoder_epochs):
+            self.say(f"  -> the budget of {encoder_epochs} encoder epoch(s) is spent: stop before stage {stage.name}")
+            return False
         self._sync_optimizer()
         steps = stage.epochs * math.ceil(len(self.data["train"]) / cfg.batch_size)
         self._stage = [stage.name, steps, 0]
@@ -239,7 +258,7 @@ class Trainer:
             return True
         self._stale_any, self._stale = 0, {}
         for _ in range(stage.epochs):
-            if encoder_epochs is not None and self._encoder_trains() and self._encoder_epochs >= encoder_epochs:
+            if self._budget_spent(encoder_epochs):
                 self.say(f"  -> the budget of {encoder_epochs} encoder epoch(s) is spent: stop")
                 return False
             self._encoder_epochs += self._encoder_trains()
@@ -288,8 +307,9 @@ class Trainer:
             self.say(f"  -> no task improved for {self._stale_any} epoch(s): "
                      + ("stop (early stopping)" if last else "next stage"))
             return "stop" if last else "next"
+        blocks = self.model.blocks()
         for key, head in MONITOR.items():
-            if self._stale.get(key, 0) >= patience and gained and head in self.model.blocks():
+            if self._stale.get(key, 0) >= patience and gained and head in blocks and not freezing.is_frozen(blocks[head]):
                 self.lr_scale[head] = self.lr_scale.get(head, 1.0) * cfg.lr_drop
                 self._stale[key] = 0
                 self._sync_optimizer(force=True)
@@ -320,6 +340,7 @@ class Trainer:
                 self.scaler.unscale_(optimizer)
             norms = self._grad_norms(blocks)
             torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+            lrs = {g["name"]: g["lr"] for g in optimizer.param_groups if g["params"]}   # the rates of this step
             if self.scaler:
                 self.scaler.step(optimizer)
                 self.scaler.update()
@@ -328,8 +349,7 @@ class Trainer:
             self.scheduler.step()
             self.step += 1
             self._stage[2] += 1
-            row = {"step": self.step, "epoch": self.epoch, "stage": stage.name,
-                   "lr": {g["name"]: g["lr"] for g in optimizer.param_groups if g["params"]}}
+            row = {"step": self.step, "epoch": self.epoch, "stage": stage.name, "lr": lrs}
             keys = [k for k in ("loss", "intent_loss", "slot_loss") if k in out]
             values = torch.cat([torch.stack([out[k].detach().float() for k in keys]), norms]).tolist()  # one sync
             row.update(zip(keys, values))

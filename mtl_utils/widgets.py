@@ -16,6 +16,8 @@ Only core ipywidgets (ToggleButton, ToggleButtons, Button, Output, HBox, VBox), 
 renders natively with its ipywidgets 7.7; figures are redrawn with plain matplotlib into
 Output widgets.
 """
+import dataclasses
+
 import ipywidgets as W
 import matplotlib.pyplot as plt
 from IPython.display import clear_output, display
@@ -86,8 +88,7 @@ class FreezePanel:
         part = dict(self.data)
         part["train"] = self.data["train"].select(range(n))
         part["validation"] = self.data["validation"].select(range(min(64, len(self.data["validation"]))))
-        trainer = Trainer(self.model, part, self.tokenizer, config)
-        trainer.config.progress = False
+        trainer = Trainer(self.model, part, self.tokenizer, dataclasses.replace(config, progress=False))
         self.last_history = trainer.fit(1)            # trains exactly what the toggles say
         with self.grad_chart:
             clear_output(wait=True)

@@ -12,7 +12,7 @@ def block_of(model):
 
 def assert_freeze_guarantees(model, before, optimizer):
     """Frozen parameters are bit-identical to `before` and not held by the optimizer (nor in
-    its state); every trainable parameter that received a non-zero gradient moved."""
+    its state); every trainable parameter got a gradient, and moved if it was not zero."""
     import torch
     held = {id(p) for g in optimizer.param_groups for p in g["params"]}
     for name, p in model.named_parameters():
@@ -20,5 +20,7 @@ def assert_freeze_guarantees(model, before, optimizer):
         if not p.requires_grad:
             assert torch.equal(now, before[name]), f"frozen {name} moved"
             assert id(p) not in held and p not in optimizer.state, f"frozen {name} is in the optimizer"
-        elif p.grad is not None and p.grad.abs().sum() > 0:
-            assert not torch.equal(now, before[name]), f"trainable {name} did not move"
+        else:
+            assert p.grad is not None, f"trainable {name} got no gradient"
+            if p.grad.abs().sum() > 0:
+                assert not torch.equal(now, before[name]), f"trainable {name} did not move"

@@ -7,6 +7,7 @@ from helpers import snapshot
 
 import mtl_utils as mu
 from mtl_utils.caching import PrefixCache, forward, frozen_prefix_depth, run_prefix
+from mtl_utils.metrics import to_device
 
 CFG = dict(batch_size=16, progress=False, seed=0)
 
@@ -58,7 +59,7 @@ def test_training_with_and_without_cache_agrees(small):
     for cache in (True, False):
         m = copy.deepcopy(model)
         mu.apply_preset(m, "backbone-frozen")
-        t = mu.Trainer(m, data, tokenizer, mu.TrainConfig(epochs=2, cache=cache, **CFG))
+        t = mu.Trainer(m, data, tokenizer, mu.TrainConfig(epochs=2, cache=cache, device="cpu", **CFG))
         runs.append((t.fit(), m, t))
     (h1, m1, t1), (h2, m2, t2) = runs
     assert t1.history.stages[0]["cached_layers"] == 6 and t2.history.stages[0]["cached_layers"] is None
@@ -97,12 +98,13 @@ def test_cache_is_rebuilt_after_the_frozen_weights_change(small):
     trainer.evaluate("validation")
     assert trainer.cache is not old_cache
     rows = [0, 1, 2, 3]
-    plain = next(iter(mu.make_loader(data["validation"].select(rows), tokenizer, 4)))
+    plain = to_device(next(iter(mu.make_loader(data["validation"].select(rows), tokenizer, 4))), trainer.device)
     with torch.no_grad():
-        want = run_prefix(model, plain["input_ids"], plain["attention_mask"], 6)
-    mask = plain["attention_mask"].bool()
-    assert torch.allclose(trainer.cache.batch("validation", rows)["prefix_hidden"][mask], want[mask], atol=1e-5)
-    assert not torch.allclose(old_cache.batch("validation", rows)["prefix_hidden"][mask], want[mask], atol=1e-3)
+        want = run_prefix(model, plain["input_ids"], plain["attention_mask"], 6).cpu()
+    mask = plain["attention_mask"].bool().cpu()
+    new = trainer.cache.batch("validation", rows)["prefix_hidden"].cpu()
+    assert torch.allclose(new[mask], want[mask], atol=1e-4)
+    assert not torch.allclose(old_cache.batch("validation", rows)["prefix_hidden"].cpu()[mask], want[mask], atol=1e-3)
 
 
 def test_cached_and_plain_batches_know_their_length(small):
@@ -110,9 +112,18 @@ def test_cached_and_plain_batches_know_their_length(small):
     trainer = mu.Trainer(model, data, tokenizer, mu.TrainConfig(batch_size=10, progress=False))
     order = trainer.batches("train", shuffle=True)
     assert len(order) == math.ceil(64 / 10) and sorted(i for rows in order for i in rows) == list(range(64))
+    plain = [trainer._batch("train", rows) for rows in order]
     trainer.freeze()
-    assert len(list(trainer._batch("train", rows) for rows in order)) == len(order)
+    cached = [trainer._batch("train", rows) for rows in order]
+    for rows, p, c in zip(order, plain, cached, strict=True):
+        assert len(p["input_ids"]) == len(c["prefix_hidden"]) == len(rows)
+        assert p["attention_mask"].shape == c["attention_mask"].shape
     assert len(mu.make_loader(data["train"], tokenizer, 10)) == len(order)
+    again = trainer.batches("train", shuffle=True)
+    trainer.epoch += 1
+    reshuffled = trainer.batches("train", shuffle=True)
+    assert again == order and reshuffled != order            # seeded by the epoch: a new order each epoch
+    assert sorted(i for rows in reshuffled for i in rows) == list(range(64))
 
 
 def test_progressive_stages_rebuild_the_cache(small):

@@ -9,9 +9,10 @@ from mtl_utils.common import MTLError
 
 def _logits(model, tokenizer, data):
     model.eval()
+    device = next(model.parameters()).device
     batch = next(iter(mu.make_loader(data["test"], tokenizer, 8)))
     with torch.no_grad():
-        return model(batch["input_ids"], batch["attention_mask"])["slot_logits"]
+        return model(batch["input_ids"].to(device), batch["attention_mask"].to(device))["slot_logits"].cpu()
 
 
 def test_save_load_round_trip(small, tmp_path):
@@ -19,8 +20,9 @@ def test_save_load_round_trip(small, tmp_path):
     mu.freeze(model, "embeddings", "layer.0", "intent_head")
     mu.save_model(model, tokenizer, tmp_path / "m")
     loaded, tok2 = mu.load_model(tmp_path / "m", labels)
-    for (n1, p1), (n2, p2) in zip(model.state_dict().items(), loaded.state_dict().items()):
-        assert n1 == n2 and torch.equal(p1.cpu(), p2)
+    assert list(model.state_dict()) == list(loaded.state_dict())
+    for (n1, p1), (n2, p2) in zip(model.state_dict().items(), loaded.state_dict().items(), strict=True):
+        assert torch.equal(p1.cpu(), p2.cpu()), n1
     assert loaded.intent_labels == labels.intents and loaded.tag_labels == labels.tags
     assert mu.frozen_blocks(loaded) == ["embeddings", "layer.0", "intent_head"]
     assert tok2("play music")["input_ids"] == tokenizer("play music")["input_ids"]
@@ -107,3 +109,16 @@ def test_saved_model_remote_code_is_not_run(small, tmp_path):
     loaded, _ = mu.load_model(folder, labels)
     assert not sentinel.exists(), "load_model imported the checkpoint's own Python code"
     assert type(loaded.encoder).__name__ == "BertModel"
+
+
+def test_load_refuses_other_slot_tags_and_a_mismatched_file(small, tmp_path):
+    model, tokenizer, _, labels = small
+    folder = mu.save_model(model, tokenizer, tmp_path / "m")
+    with pytest.raises(MTLError, match="slot tag labels do not match"):
+        mu.load_model(folder, mu.Labels(labels.intents, labels.tags[:-1] + ["B-pizza"]))
+    from safetensors.torch import load_file, save_file
+    state = load_file(str(folder / "model.safetensors"))
+    state["slot_head.1.bias_extra"] = torch.zeros(3)
+    save_file(state, str(folder / "model.safetensors"))
+    with pytest.raises(MTLError, match="does not fit this model"):
+        mu.load_model(folder, labels)

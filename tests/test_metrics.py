@@ -96,6 +96,8 @@ def test_evaluate_returns_metrics_in_range(small):
     model, tokenizer, enc, labels = small
     loader = make_loader(enc["validation"], tokenizer, batch_size=16)
     out = evaluate(model, loader, enc["validation"], CPU)
+    intents, tags = predict(model, make_loader(enc["validation"], tokenizer, batch_size=16), CPU)
+    assert out == task_metrics(enc["validation"]["intent"], intents, enc["validation"]["tags"], tags)
     assert set(out) == {"intent_accuracy", "slot_f1", "frame_accuracy"}
     for name, value in out.items():
         assert isinstance(value, float) and 0.0 <= value <= 1.0, (name, value)

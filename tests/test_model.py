@@ -154,3 +154,23 @@ def test_single_task_model_has_only_its_head(backbone):
     assert "intent_head" not in model.blocks() and "slot_head" in model.blocks()
     with pytest.raises(MTLError, match="no intent_head"):
         mu.apply_preset(model, "intent-head-frozen")
+
+
+def test_an_encoder_with_parameters_outside_its_layers_gets_an_encoder_rest_block(small):
+    """DeBERTa keeps a relative-position table beside its layers: a block of its own, and no
+    frozen-prefix cache (its layers cannot be run one by one here)."""
+    from transformers import DebertaV2Config
+
+    from mtl_utils.caching import frozen_prefix_depth
+    _, tokenizer, data, labels = small
+    encoder = _tiny(DebertaV2Config, tokenizer, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                    intermediate_size=64, relative_attention=True, position_buckets=16, max_relative_positions=32)
+    model = mu.MultiTaskModel(encoder, labels.intents, labels.tags, backbone_name="tiny-deberta")
+    assert "encoder_rest" in model.blocks()
+    ids = [id(p) for b in model.blocks().values() for p in b.parameters()]
+    assert len(ids) == len(set(ids)) == len(list(model.parameters()))
+    mu.apply_preset(model, "backbone-frozen")
+    assert frozen_prefix_depth(model) is None
+    trainer = mu.Trainer(model, data, tokenizer, mu.TrainConfig(epochs=1, **CFG))
+    trainer.fit()
+    assert trainer.history.stages[0]["cached_layers"] is None and trainer.history.steps[-1]["grad_norm"]["slot_head"] > 0

@@ -54,11 +54,13 @@ def test_merged_lora_predicts_the_same(small):
     add_lora(model, rank=4)
     mu.Trainer(model, data, tokenizer, mu.TrainConfig(**CFG)).fit()
     model.eval()
+    device = next(model.parameters()).device
     batch = next(iter(mu.make_loader(data["test"], tokenizer, 16)))
     with torch.no_grad():
-        before = model(batch["input_ids"], batch["attention_mask"])
+        before = model(batch["input_ids"].to(device), batch["attention_mask"].to(device))
         merge_lora(model)
-        after = model(batch["input_ids"], batch["attention_mask"])
+        after = model(batch["input_ids"].to(device), batch["attention_mask"].to(device))
+    assert model.lora is None and not any("lora_" in n for n, _ in model.named_parameters())   # unloaded
     for key in ("intent_logits", "slot_logits"):
         assert torch.allclose(before[key], after[key], atol=1e-4), (key, (before[key] - after[key]).abs().max())
 
@@ -72,8 +74,9 @@ def test_lora_adapter_round_trip(small, tmp_path):
     assert (folder / "model.safetensors").stat().st_size < 500_000
     loaded, _ = mu.load_model(folder, labels)
     assert loaded.lora["rank"] == 4 and loaded.lora["layers"] == [5]
-    for (n1, p1), (n2, p2) in zip(model.state_dict().items(), loaded.state_dict().items()):
-        assert n1 == n2 and torch.equal(p1.cpu(), p2), n1
+    assert list(model.state_dict()) == list(loaded.state_dict())
+    for (n1, p1), (n2, p2) in zip(model.state_dict().items(), loaded.state_dict().items(), strict=True):
+        assert torch.equal(p1.cpu(), p2.cpu()), n1
 
 
 @pytest.mark.parametrize("kwargs,message", [

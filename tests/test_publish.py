@@ -4,7 +4,6 @@ import json
 import shutil
 import subprocess
 import sys
-import types
 from pathlib import Path
 
 import nbformat
@@ -28,7 +27,7 @@ def test_badges_setup_cells_and_the_constant_agree():
 
 
 def _copy_tree(tmp):
-    (tmp / "mtl_utils").mkdir()
+    (tmp / "mtl_utils").mkdir(parents=True)
     shutil.copy(ROOT / "mtl_utils" / "publish.py", tmp / "mtl_utils")
     shutil.copy(ROOT / "README.md", tmp)
     shutil.copytree(ROOT / "notebooks", tmp / "notebooks", ignore=shutil.ignore_patterns("results", "runs"))
@@ -66,40 +65,50 @@ def _setup_cell(nb_path):
     return next("".join(c["source"]) for c in cells if c["cell_type"] == "code" and "REPO = " in "".join(c["source"]))
 
 
-@pytest.fixture
-def colab(monkeypatch):
-    """An IPython shell that looks like Colab: google.colab is importable, %pip is recorded."""
-    from IPython.core.interactiveshell import InteractiveShell
-    google = types.ModuleType("google")
-    google.colab = types.ModuleType("google.colab")
-    google.colab.output = types.SimpleNamespace(enable_custom_widget_manager=lambda: calls.append("widgets"))
-    monkeypatch.setitem(sys.modules, "google", google)
-    monkeypatch.setitem(sys.modules, "google.colab", google.colab)
-    calls = []
-    shell = InteractiveShell.instance()
-    shell.register_magic_function(lambda line: calls.append("pip " + line), "line", "pip")
-    return shell, calls
+COLAB = """
+import contextlib, importlib.machinery, io, json, sys, types
+google = types.ModuleType("google"); google.colab = types.ModuleType("google.colab")
+for m in (google, google.colab):
+    m.__spec__ = importlib.machinery.ModuleSpec(m.__name__, None)
+calls = []
+google.colab.output = types.SimpleNamespace(enable_custom_widget_manager=lambda: calls.append("widgets"))
+sys.modules["google"], sys.modules["google.colab"] = google, google.colab
+from IPython.core.interactiveshell import InteractiveShell
+shell = InteractiveShell.instance()
+shell.register_magic_function(lambda line: calls.append("pip " + line), "line", "pip")
+shell.enable_gui = lambda gui=None: None         # a kernel has one; this bare shell needs it for %matplotlib
+out = io.StringIO()
+with contextlib.redirect_stdout(out):
+    result = shell.run_cell(open(sys.argv[1]).read())
+print(json.dumps({"success": result.success, "out": out.getvalue(), "calls": calls}))
+"""
 
 
-def test_placeholder_setup_cell_stops_with_one_sentence_on_colab(colab, capsys):
-    shell, calls = colab
-    result = shell.run_cell(_setup_cell(ROOT / "notebooks" / "00_setup_and_tour.ipynb"))
-    out = capsys.readouterr().out.strip()
-    assert not result.success and calls == []                   # nothing installed
+def run_on_colab(cell, tmp_path):
+    """Run a setup cell in a fresh IPython that looks like Colab (google.colab importable, %pip
+    recorded, not run), in its own process so that nothing it sets leaks into other tests."""
+    (tmp_path / "cell.py").write_text(cell)
+    r = subprocess.run([sys.executable, "-c", COLAB, str(tmp_path / "cell.py")], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def test_placeholder_setup_cell_stops_with_one_sentence_on_colab(tmp_path):
+    res = run_on_colab(_setup_cell(ROOT / "notebooks" / "00_setup_and_tour.ipynb"), tmp_path)
+    out = res["out"].strip()
+    assert not res["success"] and res["calls"] == []                 # nothing installed
     assert len(out.splitlines()) == 1 and "python -m mtl_utils publish" in out and out.endswith(".")
 
 
-def test_published_setup_cell_installs_from_the_repository_only(colab, tmp_path, capsys):
-    shell, calls = colab
-    root = _copy_tree(tmp_path)
+def test_published_setup_cell_installs_from_the_repository_only(tmp_path):
+    root = _copy_tree(tmp_path / "repo")
     publish.publish("alice/freeze-series", root=root)
-    cell = _setup_cell(root / "notebooks" / "00_setup_and_tour.ipynb")
-    result = shell.run_cell(cell)
-    out = capsys.readouterr().out
-    assert result.success, out
-    pip = [c for c in calls if c.startswith("pip")]
+    res = run_on_colab(_setup_cell(root / "notebooks" / "00_setup_and_tour.ipynb"), tmp_path)
+    assert res["success"], res["out"]
+    pip = [c for c in res["calls"] if c.startswith("pip")]
     assert pip == ['pip install -q "mtl-utils @ git+https://github.com/alice/freeze-series"']
     assert "torch" not in pip[0] and "--upgrade" not in pip[0]
     import ipywidgets
-    assert ("widgets" in calls) == (int(ipywidgets.__version__.split(".")[0]) >= 8)
-    assert "device:" in out and "precision:" in out
+    assert ("widgets" in res["calls"]) == (int(ipywidgets.__version__.split(".")[0]) >= 8)
+    assert "device:" in res["out"] and "precision:" in res["out"]

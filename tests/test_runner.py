@@ -1,4 +1,5 @@
 """The main job (python -m mtl_utils notebooks) on a tiny set of notebooks in a temporary folder."""
+import os
 import subprocess
 import sys
 
@@ -20,8 +21,9 @@ def test_main_job_reports_each_notebook_and_fails_at_the_end(tmp_path):
     _notebook(nbs / "01_ok.ipynb", ["x = 2", "print(x * 21)"])
     _notebook(nbs / "02_broken.ipynb", ["y = 1", "1 / 0", "print('never')"])
     _notebook(nbs / "03_ok_too.ipynb", ["print('still runs')"])
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}            # the CPU kind, also on a GPU machine
     r = subprocess.run([sys.executable, "-m", "mtl_utils", "notebooks"], cwd=tmp_path, capture_output=True, text=True,
-                       timeout=300)
+                       timeout=300, env=env)
     out = r.stdout
     assert r.returncode == 1, r.stderr[-2000:]
     assert "[1/3] notebooks/01_ok.ipynb: its header expects 3 s on CPU" in out

@@ -42,3 +42,37 @@ def test_summary_is_mean_and_std_over_seeds():
     fake = {"runs": [{"arm": "a", "seed": s, "intent_accuracy": v, "slot_f1": 0.5} for s, v in enumerate((0.8, 0.9, 1.0))]}
     s = sweep.summarize(fake)["a"]["intent_accuracy"]
     assert s["mean"] == pytest.approx(0.9) and s["std"] == pytest.approx(0.1) and s["n"] == 3
+
+
+def test_compare_calls_a_gap_real_only_beyond_the_noise():
+    def arm(values):
+        return {"slot_f1": {"mean": sum(values) / 3, "std": __import__("statistics").stdev(values), "n": 3}}
+    s = {"a": arm([0.80, 0.81, 0.82]), "b": arm([0.70, 0.71, 0.72]), "c": arm([0.79, 0.83, 0.81])}
+    assert sweep.compare(s, "a", "b")[1] and not sweep.compare(s, "a", "c")[1]
+    assert "inside the noise" in sweep.compare(s, "a", "c")[2]
+    same = {"x": arm([0.5, 0.5, 0.5]), "y": arm([0.5005, 0.5005, 0.5005])}
+    assert not sweep.compare(same, "x", "y")[1]               # less than one test sentence is never real
+
+
+def test_resume_keeps_unchanged_arms_and_reruns_changed_ones(tmp_path, monkeypatch):
+    calls, real_run = [], sweep.subprocess.run
+
+    def fake_run(cmd, **kw):
+        if "train" not in cmd:                                  # git, for the provenance
+            return real_run(cmd, **kw)
+        seed = int(cmd[cmd.index("--seed") + 1])
+        scenario = cmd[cmd.index("--scenario") + 1]
+        calls.append((scenario, seed))
+        line = json.dumps({"scenario": scenario, "seed": seed, "intent_accuracy": 0.9, "slot_f1": 0.5, "train_seconds": 1})
+        return type("R", (), {"returncode": 0, "stdout": line + "\n", "stderr": ""})()
+    monkeypatch.setattr(sweep.subprocess, "run", fake_run)
+    monkeypatch.setattr(sweep, "ARMS", {"a": ["--scenario", "full"], "b": ["--scenario", "lp-ft"]})
+    out = tmp_path / "s.json"
+    sweep.run(["a", "b"], seeds=(0, 1), max_train=10, epochs=1, device="cpu", out=out, echo=lambda *_: None)
+    assert len(calls) == 4
+    sweep.run(["a"], seeds=(0, 1), max_train=10, epochs=1, device="cpu", out=out, echo=lambda *_: None)
+    assert len(calls) == 4                                     # nothing to redo, and b's runs are kept
+    assert {r["arm"] for r in json.loads(out.read_text())["runs"]} == {"a", "b"}
+    monkeypatch.setitem(sweep.ARMS, "b", ["--scenario", "lp-ft", "--epochs", "2"])
+    sweep.run(["b"], seeds=(0, 1), max_train=10, epochs=1, device="cpu", out=out, echo=lambda *_: None)
+    assert calls[4:] == [("lp-ft", 0), ("lp-ft", 1)]           # b's options changed: its runs are redone

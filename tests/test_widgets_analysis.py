@@ -39,13 +39,13 @@ def test_freeze_panel_train_button_shows_zero_gradients_for_frozen(small):
     panel = FreezePanel(model, data, tokenizer, mu.TrainConfig(batch_size=8, progress=False), steps=3)
     panel.preset.value = "backbone-frozen"
     panel.toggles["layer.5"].value = True
-    before = model.encoder.encoder.layer[4].output.dense.weight.clone()
+    before = model.encoder.encoder.layer[4].output.dense.weight.detach().cpu().clone()
     panel.train_button.click()
     h = panel.last_history
     assert len(h.steps) == 3
     norms = h.steps[-1]["grad_norm"]
     assert norms["layer.4"] == 0.0 and norms["layer.5"] > 0 and norms["slot_head"] > 0
-    assert torch.equal(model.encoder.encoder.layer[4].output.dense.weight, before)
+    assert torch.equal(model.encoder.encoder.layer[4].output.dense.weight.cpu(), before)
 
 
 def test_plots_draw_from_history(small):
@@ -76,7 +76,7 @@ def test_linear_cka_properties():
     g = torch.Generator().manual_seed(0)
     x = torch.randn(200, 16, generator=g, dtype=torch.float64)
     q, _ = torch.linalg.qr(torch.randn(16, 16, generator=g, dtype=torch.float64))
-    assert linear_cka(x, x) == 1.0 or abs(linear_cka(x, x) - 1) < 1e-12
+    assert abs(linear_cka(x, x) - 1) < 1e-12
     assert abs(linear_cka(x, 3 * x @ q) - 1) < 1e-9                 # invariant to rotation and scale
     assert linear_cka(x, torch.randn(200, 16, generator=g, dtype=torch.float64)) < 0.3
 
