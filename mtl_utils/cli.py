@@ -53,6 +53,7 @@ def parser():
     s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     s.add_argument("--out", default=None, help="results file (default: notebooks/results/sweep_<device>.json)")
     s.add_argument("--readme", action="store_true", help="only rewrite README.md's results table from --out")
+    s.add_argument("--redo", nargs="*", default=None, help="arms to run again although their options did not change")
     b = sub.add_parser("bench", help="time one epoch per freezing mode, with and without caching")
     b.add_argument("--max-train", type=int, default=None, help="training sentences (default: 2000 on CPU, all on GPU)")
     b.add_argument("--batch-size", type=int, default=None, help="default: 16 on CPU, 32 on GPU")

@@ -26,7 +26,7 @@ class TrainConfig:
     patience: int = field(default=0, metadata={
         "help": "guided stages: epochs without a gain before acting (0: a plain fit never stops early)"})
     min_delta: float = field(default=0.0, metadata={"help": "a validation gain must exceed this to count"})
-    lr_drop: float = field(default=0.5, metadata={"help": "guided stages: factor on a stalled task's head lr"})
+    lr_drop: float = field(default=0.5, metadata={"help": "guided stages: factor on a stalled task's head lr (once a stage)"})
     seed: int = field(default=0, metadata={"help": "seed of heads, dropout and batch order"})
     device: Literal["auto", "cpu", "cuda"] = field(default="auto", metadata={"help": "where to train"})
     amp: bool = field(default=True, metadata={"help": "mixed precision on a GPU: bf16, or fp16 + GradScaler"})

@@ -1,8 +1,9 @@
 """The series' scenarios, end to end: data in, test metrics out. The one registry of their names.
 
 Budget: `epochs` (3 by default) is the number of epochs in which encoder weights train.
-Scenarios that start with a heads-only epoch on the frozen, cached encoder (a linear probe,
-about 1% of a full epoch's cost) list it apart, as `warmup_seconds`.
+Heads-only epochs on the frozen, cached encoder come on top: one of them costs about 1% of a
+full epoch, after a one-time pass that builds the cache. Scenarios that start with such a
+probe report its time apart, as `warmup_seconds`.
 
     all-frozen          a 1-epoch probe gives the heads values, then nothing trains
     backbone-frozen     both heads train on the frozen encoder
@@ -40,7 +41,7 @@ def _top(model, n):
 def progressive_stages(model, epochs):
     """Heads to their validation plateau (cheap: the encoder is cached), then the top two
     layers, then everything; each stage ends when no task improved for its patience."""
-    return [Stage("heads", 20, freeze=("backbone",), guided=True, patience=2),
+    return [Stage("heads", 60, freeze=("backbone",), guided=True, patience=2),
             Stage("top2+heads", max(1, epochs - 1), unfreeze=tuple(_top(model, 2)), guided=True, patience=1),
             Stage("full", epochs, unfreeze=("all",), guided=True, patience=1)]
 

@@ -85,8 +85,9 @@ def provenance(device, max_train, epochs, seeds, arms):
             "epochs": epochs, "arms": {a: ARMS[a] for a in arms}}
 
 
-def run(arms=None, seeds=(0, 1, 2), max_train=None, epochs=None, device="auto", out=None, echo=print):
-    """Run the sweep (resuming a file with the same settings); returns the results dict."""
+def run(arms=None, seeds=(0, 1, 2), max_train=None, epochs=None, device="auto", out=None, echo=print, redo=()):
+    """Run the sweep (resuming a file with the same settings; `redo`: arms whose runs are made
+    again although their options did not change, after a change of code); returns the results."""
     from .common import run_size
     from .device import pick_device
     dev = pick_device(device)
@@ -102,7 +103,8 @@ def run(arms=None, seeds=(0, 1, 2), max_train=None, epochs=None, device="auto", 
         old = json.loads(out.read_text())
         same = all(old["provenance"].get(k) == results["provenance"][k] for k in ("device", "max_train", "epochs"))
         if same:    # keep every run of an arm whose options did not change, asked for now or not
-            kept = [r for r in old["runs"] if ARMS.get(r["arm"]) == old["provenance"]["arms"].get(r["arm"])]
+            kept = [{"commit": old["provenance"]["commit"], **r} for r in old["runs"]
+                    if ARMS.get(r["arm"]) == old["provenance"]["arms"].get(r["arm"]) and r["arm"] not in redo]
             results["runs"] = kept
             results["provenance"]["arms"] = {**{r["arm"]: ARMS[r["arm"]] for r in kept}, **results["provenance"]["arms"]}
             results["provenance"]["seeds"] = sorted({*seeds, *(r["seed"] for r in kept)})
@@ -116,7 +118,7 @@ def run(arms=None, seeds=(0, 1, 2), max_train=None, epochs=None, device="auto", 
         r = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
         if r.returncode != 0:
             raise MTLError(f"sweep arm {arm!r} seed {seed} failed: {(r.stderr.strip().splitlines() or [''])[-1]}")
-        run_result = {"arm": arm, **json.loads(r.stdout.strip().splitlines()[-1])}
+        run_result = {"arm": arm, "commit": results["provenance"]["commit"], **json.loads(r.stdout.strip().splitlines()[-1])}
         results["runs"].append(run_result)
         out.write_text(json.dumps(results, indent=1))
         echo(f"[{i}/{len(todo)}] {arm} seed {seed}: intent {run_result['intent_accuracy']:.3f}, slot F1 "
@@ -189,6 +191,11 @@ def results_for(settings, arms=None):
     return results
 
 
+def _commits(results):
+    """The code commit(s) the runs came from."""
+    return ", ".join(sorted({r.get("commit") or results["provenance"]["commit"] for r in results["runs"]}))
+
+
 def _sentences(p):
     return f"{p['max_train']:,}" if p["max_train"] else "all"
 
@@ -198,7 +205,7 @@ def describe(results):
     p = results["provenance"]
     return (f"sweep: {len(p['seeds'])} seeds ({', '.join(map(str, p['seeds']))}), {_sentences(p)} training "
             f"sentences, {p['epochs']} encoder epoch(s), {p['device_name']} ({p['cpu_count']} cores), {p['date']}, "
-            f"mtl_utils {p['package_version']} ({p['commit']})")
+            f"mtl_utils {p['package_version']} (commit {_commits(results)})")
 
 
 def compare(summary, a, b, key="slot_f1", n_test=700):
@@ -229,7 +236,7 @@ def readme_table(results):
     lines.append("")
     lines.append(f"Mean ± std over seeds {', '.join(map(str, p['seeds']))}; {_sentences(p)} training "
                  f"sentences, {p['epochs']} encoder epoch(s), 700 test sentences; {p['device_name']} "
-                 f"({p['cpu_count']} cores), {p['date']}, mtl_utils {p['package_version']} ({p['commit']}). "
+                 f"({p['cpu_count']} cores), {p['date']}, mtl_utils {p['package_version']} (commit {_commits(results)}). "
                  "Train s includes the heads-only probe where an arm has one; epochs counts every epoch run.")
     return "\n".join(lines)
 
@@ -251,5 +258,5 @@ def main(ns):
     if ns.readme:
         write_readme(load(ns.out))
         return
-    results = run(ns.arms, ns.seeds, ns.max_train, ns.epochs, ns.device, ns.out)
+    results = run(ns.arms, ns.seeds, ns.max_train, ns.epochs, ns.device, ns.out, redo=ns.redo or ())
     print(readme_table(results))

@@ -18,7 +18,7 @@ A stage is one `fit` of a freeze state: its own lr schedule (warm-up + linear de
 ULMFiT's slanted triangular rates) over its maximum number of epochs. A *guided* stage lets
 each task's own validation metric decide:
 - a task whose metric has not improved for `patience` epochs while the other task still
-  improves gets its head's learning rate multiplied by `lr_drop`;
+  improves gets its head's learning rate multiplied by `lr_drop` (once per stage);
 - when no task has improved for `patience` epochs the stage ends (and with it, in the last
   stage, training: early stopping).
 Each step: forward (autocast per device.py), the sum of the two task losses, backward,
@@ -256,7 +256,7 @@ class Trainer:
         if not trainable:
             self.say("  nothing to train: every parameter is frozen")
             return True
-        self._stale_any, self._stale = 0, {}
+        self._stale_any, self._stale, self._dropped = 0, {}, set()
         for _ in range(stage.epochs):
             if self._budget_spent(encoder_epochs):
                 self.say(f"  -> the budget of {encoder_epochs} encoder epoch(s) is spent: stop")
@@ -309,9 +309,10 @@ class Trainer:
             return "stop" if last else "next"
         blocks = self.model.blocks()
         for key, head in MONITOR.items():
-            if self._stale.get(key, 0) >= patience and gained and head in blocks and not freezing.is_frozen(blocks[head]):
+            if self._stale.get(key, 0) >= patience and gained and head in blocks and head not in self._dropped \
+                    and not freezing.is_frozen(blocks[head]):
                 self.lr_scale[head] = self.lr_scale.get(head, 1.0) * cfg.lr_drop
-                self._stale[key] = 0
+                self._dropped.add(head)
                 self._sync_optimizer(force=True)
                 self.say(f"  -> {key} stalled for {patience} epoch(s) while {', '.join(gained)} improved: "
                          f"{head} lr x{cfg.lr_drop} (now x{self.lr_scale[head]:g} of its base rate)")

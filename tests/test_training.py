@@ -181,18 +181,20 @@ def test_guided_stage_moves_on_when_no_task_improves(small):
     assert any("stop (early stopping)" in line for line in history.log)
 
 
-def test_guided_stage_lowers_a_stalled_tasks_head_lr(small):
+def test_guided_stage_lowers_a_stalled_tasks_head_lr_once(small):
     model, tokenizer, data, _ = small
     trainer = mu.Trainer(model, data, tokenizer, mu.TrainConfig(epochs=1, lr_drop=0.5, **CFG))
     trainer.freeze()
     trainer.fit()
     stage = mu.Stage("s", 5, guided=True, patience=1)
-    trainer._best, trainer._stale, trainer._stale_any = {"intent_accuracy": 0.9, "slot_f1": 0.5}, {}, 0
+    trainer._best, trainer._stale, trainer._stale_any, trainer._dropped = {"intent_accuracy": 0.9, "slot_f1": 0.5}, {}, 0, set()
     assert trainer._decide(stage, {"intent_accuracy": 0.8, "slot_f1": 0.6}, {}, last=True) is None
     assert trainer.lr_scale == {"intent_head": 0.5}
     lrs = {g["name"]: g["initial_lr"] for g in trainer.optimizer.param_groups}
     assert lrs["intent_head/decay"] == pytest.approx(5e-4) and lrs["slot_head/decay"] == pytest.approx(1e-3)
     assert "intent_accuracy stalled for 1 epoch(s) while slot_f1 improved: intent_head lr x0.5" in trainer.history.log[-1]
+    assert trainer._decide(stage, {"intent_accuracy": 0.8, "slot_f1": 0.7}, {}, last=True) is None
+    assert trainer.lr_scale == {"intent_head": 0.5}                  # once a stage, not again
     assert trainer._decide(stage, {"intent_accuracy": 0.8, "slot_f1": 0.6}, {}, last=True) == "stop"
 
 
