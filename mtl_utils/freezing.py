@@ -169,7 +169,7 @@ def trainable_report(model):
     lines = [f"{'block':<14}{'params':>12}{'trainable':>12}  mode"]
     for name, (train, total) in counts.items():
         state = block_state(blocks[name])
-        mode = {"train": "train", "frozen": "frozen (eval)", "partial": f"partly ({100 * train / total:.2f}%)"}[state]
+        mode = {"train": "train", "frozen": "frozen (eval)", "partial": f"partly ({100 * train / total:.2g}%)"}[state]
         lines.append(f"{name:<14}{total:>12,}{train:>12,}  {mode}")
     t = sum(c[0] for c in counts.values())
     a = sum(c[1] for c in counts.values())

@@ -162,8 +162,9 @@ def _download(name):
 
 
 def summarize(results):
-    """{arm: {metric: {"mean", "std", "n", "values"}}} over seeds, arms in the file's order."""
-    arms = list(dict.fromkeys(r["arm"] for r in results["runs"]))
+    """{arm: {metric: {"mean", "std", "n", "values"}}} over seeds, arms in ARMS's order."""
+    order = list(ARMS)
+    arms = sorted(dict.fromkeys(r["arm"] for r in results["runs"]), key=lambda a: order.index(a) if a in order else len(order))
     out = {}
     for arm in arms:
         runs = [r for r in results["runs"] if r["arm"] == arm]
