@@ -233,14 +233,18 @@ class Trainer:
             self.say(f"  -> the budget of {encoder_epochs} encoder epoch(s) is spent: stop before stage {stage.name}")
             return False
         self._sync_optimizer()
-        steps = stage.epochs * math.ceil(len(self.data["train"]) / cfg.batch_size)
+        epochs = stage.epochs
+        if encoder_epochs is not None and self._encoder_trains() and epochs > encoder_epochs - self._encoder_epochs:
+            epochs = encoder_epochs - self._encoder_epochs          # plan the schedule over what the budget leaves
+            self.say(f"  the budget leaves {epochs} encoder epoch(s): stage {stage.name} planned over {epochs}")
+        steps = epochs * math.ceil(len(self.data["train"]) / cfg.batch_size)
         self._stage = [stage.name, steps, 0]
         self.scheduler = schedule(self.optimizer, cfg.schedule, steps, cfg.warmup_ratio)
         counts = freezing.count_params(self.model)
         trainable = sum(t for t, _ in counts.values())
         blocks = [b for b, (t, _) in counts.items() if t]
         self.say(f"stage {stage.name}: {trainable:,} trainable parameters in {blocks or 'no block'}; up to "
-                 f"{stage.epochs} epoch(s), {cfg.schedule} lr schedule over the stage"
+                 f"{epochs} epoch(s), {cfg.schedule} lr schedule over the stage"
                  + (f", guided (patience {self._patience(stage)})" if stage.guided else ""))
         if cfg.progress:
             print(freezing.trainable_report(self.model))
@@ -251,13 +255,13 @@ class Trainer:
         self.history.stages.append({"stage": stage.name, "trainable_params": trainable, "trainable_blocks": blocks,
                                     "frozen": freezing.frozen_blocks(self.model), "first_step": self.step,
                                     "cached_layers": None if cache is None else cache.k,
-                                    "cache_seconds": cache_seconds, "max_epochs": stage.epochs})
+                                    "cache_seconds": cache_seconds, "max_epochs": epochs})
         self._fire("on_stage_start")
         if not trainable:
             self.say("  nothing to train: every parameter is frozen")
             return True
         self._stale_any, self._stale, self._dropped = 0, {}, set()
-        for _ in range(stage.epochs):
+        for _ in range(epochs):
             if self._budget_spent(encoder_epochs):
                 self.say(f"  -> the budget of {encoder_epochs} encoder epoch(s) is spent: stop")
                 return False
@@ -276,7 +280,7 @@ class Trainer:
             if action == "next":
                 return True
         if stage.guided and not last:
-            self.say(f"  -> stage {stage.name} reached its maximum of {stage.epochs} epoch(s)")
+            self.say(f"  -> stage {stage.name} reached its maximum of {epochs} epoch(s)")
         return True
 
     def _patience(self, stage):

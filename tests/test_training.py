@@ -205,7 +205,9 @@ def test_encoder_epoch_budget_spans_stages(small):
                                   mu.Stage("top2", 2, unfreeze=("layer.4", "layer.5")),
                                   mu.Stage("full", 3, unfreeze=("all",))], encoder_epochs=3)
     assert [e["stage"] for e in history.epochs] == ["heads", "heads", "top2", "top2", "full"]
-    assert "budget of 3 encoder epoch(s) is spent" in history.log[-1]
+    assert any("the budget leaves 1 encoder epoch(s): stage full planned over 1" in line for line in history.log)
+    assert trainer.history.stages[-1]["max_epochs"] == 1          # so its schedule decays to 0 in that one epoch
+    assert trainer.history.steps[-1]["lr"]["layer.0/decay"] == pytest.approx(1e-4 / 4)   # step 4 of 4
 
 
 def test_all_frozen_trains_nothing(small):
