@@ -11,6 +11,7 @@ from .freezing import count_params
 
 _DEPTH = plt.get_cmap("viridis")
 MARKERS = "osD^vP*Xh<>"
+RUN_COLORS = ["#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#17becf", "#7f7f7f", "#bcbd22", "#e377c2"]  # runs, not blocks
 
 
 def block_color(name, n_layers=6):
@@ -52,21 +53,37 @@ def plot_trainable(model, ax=None, title=None):
     return ax
 
 
-def plot_grad_norms(history, ax=None, title="gradient norm per block"):
-    """One line per block over training steps; frozen blocks sit at exactly zero (dotted)."""
+def _smooth(values, window):
+    out, total = [], 0.0
+    for i, v in enumerate(values):
+        total += v - (values[i - window] if i >= window else 0.0)
+        out.append(total / min(i + 1, window))
+    return out
+
+
+def plot_grad_norms(history, ax=None, title="gradient norm per block", smooth=10):
+    """One line per block over training steps (a running mean over `smooth` steps); the blocks
+    that were frozen all along share one dotted line at exactly zero."""
     ax = _ax(ax)
     steps = [s["step"] for s in history.steps]
     names = list(history.steps[0]["grad_norm"]) if history.steps else []
+    frozen = [n for n in names if all(s["grad_norm"][n] == 0.0 for s in history.steps)]
     for name in names:
-        values = [s["grad_norm"][name] for s in history.steps]
-        frozen = all(v == 0.0 for v in values)
-        ax.plot(steps, values, label=name + (" (frozen: 0)" if frozen else ""),
-                color=block_color(name, _n_layers(names)), lw=1, ls=":" if frozen else "-")
+        if name in frozen:
+            continue
+        values = _smooth([s["grad_norm"][name] for s in history.steps], smooth)
+        head = name.endswith("_head")
+        ax.plot(steps, values, label=name, color=block_color(name, _n_layers(names)), lw=2 if head else 1.2,
+                ls="--" if name == "slot_head" else "-")
+    if frozen:
+        ax.plot(steps, [0.0] * len(steps), color="#888888", ls=":", lw=1.5,
+                label=f"{len(frozen)} frozen block(s): exactly 0")
     ax.set_yscale("symlog", linthresh=1e-3)
     ax.set_xlabel("optimizer step")
-    ax.set_ylabel("L2 norm of the block's gradient")
+    ax.set_ylabel("gradient L2 norm, before clipping\n" + (f"(mean of {smooth} steps; " if smooth > 1 else "(")
+                  + "symlog: linear below 1e-3)")
     _stage_lines(history, ax)
-    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     ax.set_title(title)
     return ax
 
@@ -85,7 +102,8 @@ def plot_learning_curves(histories, metric_keys=("intent_accuracy", "slot_f1"), 
             xs, ys = [e["epoch"] for e in rows], [e[key] for e in rows]
             if start is not None:
                 xs, ys = [0] + xs, [start[key]] + ys
-            ax.plot(xs, ys, marker=MARKERS[i % len(MARKERS)], ls=["-", "--", "-.", ":"][i % 4], label=name)
+            ax.plot(xs, ys, marker=MARKERS[i % len(MARKERS)], ls=["-", "--", "-.", ":"][i % 4], label=name,
+                    color=RUN_COLORS[i % len(RUN_COLORS)])
         ax.set_xlabel("epoch" + (" (0 = common start)" if start else ""))
         ax.set_ylabel(f"validation {labels.get(key, key)}")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -124,7 +142,7 @@ def plot_lrs(history, ax=None, title="learning rate of each block"):
     ax.set_yscale("log")
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("learning rate (log scale)")
-    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     ax.set_title(title)
     return ax
 
@@ -146,10 +164,11 @@ def plot_arms(summary, arms, metrics=("intent_accuracy", "slot_f1", "frame_accur
     for ax, key in zip(axes, metrics):
         means = [summary[a][key]["mean"] for a in arms]
         stds = [summary[a][key]["std"] for a in arms]
-        ax.errorbar(means, range(len(arms)), xerr=stds, fmt="o", color="#1f77b4", ecolor="#555555", capsize=3)
+        ax.errorbar(means, range(len(arms)), xerr=stds, fmt="o", color="#1f77b4", ecolor="#d62728", capsize=5,
+                    elinewidth=2, markersize=4, zorder=3)
         ax.set_yticks(range(len(arms)), arms)
         ax.invert_yaxis()
-        ax.set_xlabel(f"test {labels.get(key, key)} (mean ± std)")
+        ax.set_xlabel(f"test {labels.get(key, key)}\n(dot: mean of the seeds; red bar: ± std)")
         ax.grid(axis="x", alpha=0.3)
     if title:
         axes[0].figure.suptitle(title, fontsize=10)
@@ -162,30 +181,31 @@ def plot_cka(cka_by_run, ax=None, title="representation drift: CKA with the pret
     ax = _ax(ax, (7.5, 3.6))
     for i, (name, cka) in enumerate(cka_by_run.items()):
         ax.plot(range(len(cka)), cka, marker=MARKERS[i % len(MARKERS)], ls=["-", "--", "-.", ":"][i % 4],
-                label=name, markersize=6 - (i % 3), alpha=0.9)
+                label=name, markersize=6 - (i % 3), alpha=0.9, color=RUN_COLORS[i % len(RUN_COLORS)])
     n = max(len(c) for c in cka_by_run.values())
     ax.set_xticks(range(n), ["emb"] + [f"layer.{i}" for i in range(n - 1)])
     ax.set_ylabel("linear CKA with the pretrained\nencoder (1 = unchanged)")
     ax.set_xlabel("encoder block (output of)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     ax.set_title(title)
     return ax
 
 
 def plot_confusion(matrix, labels, ax=None, title="intent confusion"):
-    """A confusion matrix (rows gold, columns predicted) with its counts written in."""
-    ax = _ax(ax, (4.6, 4.2))
-    ax.imshow(matrix, cmap="Blues")
+    """A confusion matrix (rows gold, columns predicted) with its counts written in; the colour
+    shows the errors only (the diagonal, the right answers, is left white)."""
+    ax = _ax(ax, (5, 4.6))
+    errors = matrix.clone().float()
+    errors.fill_diagonal_(0)
+    ax.imshow(errors, cmap="Reds", vmin=0, vmax=max(1.0, float(errors.max())))
     for i in range(len(labels)):
         for j in range(len(labels)):
             v = int(matrix[i, j])
             if v:
-                ax.text(j, i, v, ha="center", va="center", fontsize=7,
-                        color="white" if v > matrix.max() / 2 else "black")
-    short = [lab[:12] for lab in labels]
-    ax.set_xticks(range(len(labels)), short, rotation=60, ha="right", fontsize=7)
-    ax.set_yticks(range(len(labels)), short, fontsize=7)
+                ax.text(j, i, v, ha="center", va="center", fontsize=7, color="#555555" if i == j else "black")
+    ax.set_xticks(range(len(labels)), labels, rotation=60, ha="right", fontsize=7)
+    ax.set_yticks(range(len(labels)), labels, fontsize=7)
     ax.set_xlabel("predicted intent")
     ax.set_ylabel("gold intent")
     ax.set_title(title, fontsize=9)
