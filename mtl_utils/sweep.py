@@ -220,6 +220,16 @@ def compare(summary, a, b, key="slot_f1", n_test=700):
                           f"{'beyond the seed noise' if beyond else 'inside the noise'})")
 
 
+def reproduces(results, arm, live, seed=0, keys=("intent_accuracy", "slot_f1", "frame_accuracy")):
+    """One line: does a live run give the sweep's `seed` run of `arm`, metric for metric?"""
+    runs = [r for r in results["runs"] if r["arm"] == arm and r["seed"] == seed]
+    if not runs:
+        return f"the sweep holds no seed-{seed} run of {arm!r} to compare with"
+    same = all(abs(runs[0][k] - live[k]) < 1e-9 for k in keys)
+    return (f"this live run {'reproduces' if same else 'differs from'} the sweep's seed-{seed} run of {arm!r}: "
+            + ", ".join(f"{k} {live[k]:.4f} vs {runs[0][k]:.4f}" for k in keys))
+
+
 def pm(stat, digits=3):
     return f"{stat['mean']:.{digits}f} ± {stat['std']:.{digits}f}"
 

@@ -76,3 +76,13 @@ def test_resume_keeps_unchanged_arms_and_reruns_changed_ones(tmp_path, monkeypat
     monkeypatch.setitem(sweep.ARMS, "b", ["--scenario", "lp-ft", "--epochs", "2"])
     sweep.run(["b"], seeds=(0, 1), max_train=10, epochs=1, device="cpu", out=out, echo=lambda *_: None)
     assert calls[4:] == [("lp-ft", 0), ("lp-ft", 1)]           # b's options changed: its runs are redone
+
+
+def test_reproduces_compares_a_live_run_with_the_sweeps_seed():
+    results = {"runs": [{"arm": "full", "seed": 0, "intent_accuracy": 0.9, "slot_f1": 0.8, "frame_accuracy": 0.5},
+                        {"arm": "full", "seed": 1, "intent_accuracy": 0.7, "slot_f1": 0.6, "frame_accuracy": 0.4}]}
+    live = {"intent_accuracy": 0.9, "slot_f1": 0.8, "frame_accuracy": 0.5}
+    assert "reproduces" in sweep.reproduces(results, "full", live)
+    assert "differs from" in sweep.reproduces(results, "full", live, seed=1)
+    assert "differs from" in sweep.reproduces(results, "full", dict(live, slot_f1=0.8001))
+    assert "holds no seed-0 run" in sweep.reproduces(results, "lp-ft", live)
