@@ -21,9 +21,21 @@ from .common import MTLError
 
 
 def _parser_class():
+    import argparse
     from transformers import HfArgumentParser
 
+    class Help(argparse.ArgumentDefaultsHelpFormatter):
+        def _get_help_string(self, action):     # no "(default: None)" after a help that names its default
+            text = action.help or ""
+            if "default" in text or action.default in (None, False, argparse.SUPPRESS):
+                return text
+            return super()._get_help_string(action)
+
     class Parser(HfArgumentParser):
+        def __init__(self, *args, **kwargs):
+            kwargs.setdefault("formatter_class", Help)
+            super().__init__(*args, **kwargs)
+
         def error(self, message):       # one line, no usage block
             print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
             sys.exit(2)
@@ -47,10 +59,10 @@ def parser():
     pr.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
     s = sub.add_parser("sweep", help="scenarios x seeds through train, into one results file")
     s.add_argument("--arms", nargs="*", default=None, help="arms to run (default: all, see sweep.ARMS)")
-    s.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
+    s.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2], help="seeds, one run each (default: 0 1 2)")
     s.add_argument("--max-train", type=int, default=None, help="default: 2,000 on CPU, all on a GPU")
     s.add_argument("--epochs", type=int, default=None, help="encoder epochs per arm (default: 3)")
-    s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to train (default: auto)")
     s.add_argument("--out", default=None, help="results file (default: notebooks/results/sweep_<device>.json)")
     s.add_argument("--readme", action="store_true", help="only rewrite README.md's results table from --out")
     s.add_argument("--redo", nargs="*", default=None, help="arms to run again although their options did not change")

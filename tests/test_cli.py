@@ -205,3 +205,12 @@ def test_every_other_scenario_runs_and_reports(smoke, capsys, scenario, extra):
     assert 0 < res["checkpoint_mb_delta"] < res["checkpoint_mb_full"]
     if scenario == "lora":
         assert res["trainable_params"] == 2 * (384 * 2 + 2 * 384) + 384 * 7 + 7 + 384 * 72 + 72
+
+
+@pytest.mark.parametrize("command", ["train", "sweep", "bench", "notebooks", "publish"])
+def test_help_names_each_default_once(command, capsys):
+    with pytest.raises(SystemExit):
+        cli.main([command, "--help"])
+    text = capsys.readouterr().out
+    assert "(default: None)" not in text and "(default: False)" not in text
+    assert "all) (default" not in text and "(default: 3) (default" not in text   # no second default after one
