@@ -220,6 +220,24 @@ def compare(summary, a, b, key="slot_f1", n_test=700):
                           f"{'beyond the seed noise' if beyond else 'inside the noise'})")
 
 
+def paired(results, a, b, key="slot_f1", n_test=700):
+    """a minus b seed by seed. Two arms run with the same seed share their data, their initial
+    heads and, where both probe first, the probed state, so their differences pair up: the gap is
+    beyond the noise when the mean difference exceeds twice its standard error (and 1/n_test).
+    Returns (per-seed differences, mean, beyond, text)."""
+    by_seed = {arm: {r["seed"]: r[key] for r in results["runs"] if r["arm"] == arm} for arm in (a, b)}
+    seeds = sorted(set(by_seed[a]) & set(by_seed[b]))
+    if len(seeds) < 2:
+        raise MTLError(f"{a!r} and {b!r} share {len(seeds)} seed(s); a paired comparison needs 2 or more")
+    diffs = [by_seed[a][s] - by_seed[b][s] for s in seeds]
+    mean = statistics.fmean(diffs)
+    noise = max(2 * statistics.stdev(diffs) / math.sqrt(len(diffs)), 1 / n_test)
+    beyond = abs(mean) > noise
+    return diffs, mean, beyond, (f"{a} minus {b}, paired by seed: {key} " + ", ".join(f"{d:+.3f}" for d in diffs)
+                                 + f"; mean {mean:+.3f} (noise band ±{noise:.3f}: "
+                                 + f"{'beyond the seed noise' if beyond else 'inside the noise'})")
+
+
 def reproduces(results, arm, live, seed=0, keys=("intent_accuracy", "slot_f1", "frame_accuracy")):
     """One line: does a live run give the sweep's `seed` run of `arm`, metric for metric?"""
     runs = [r for r in results["runs"] if r["arm"] == arm and r["seed"] == seed]

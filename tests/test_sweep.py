@@ -86,3 +86,15 @@ def test_reproduces_compares_a_live_run_with_the_sweeps_seed():
     assert "differs from" in sweep.reproduces(results, "full", live, seed=1)
     assert "differs from" in sweep.reproduces(results, "full", dict(live, slot_f1=0.8001))
     assert "holds no seed-0 run" in sweep.reproduces(results, "lp-ft", live)
+
+
+def test_paired_comparison_uses_the_seed_by_seed_differences():
+    runs = [{"arm": "a", "seed": s, "slot_f1": v} for s, v in enumerate((0.50, 0.60, 0.70))]
+    runs += [{"arm": "b", "seed": s, "slot_f1": v} for s, v in enumerate((0.48, 0.57, 0.69))]
+    diffs, mean, beyond, text = sweep.paired({"runs": runs}, "a", "b")
+    assert diffs == pytest.approx([0.02, 0.03, 0.01]) and mean == pytest.approx(0.02)
+    assert beyond and "paired by seed" in text                 # consistent small gaps: beyond, paired
+    s = sweep.summarize({"runs": runs})
+    assert not sweep.compare(s, "a", "b")[1]                   # the same gap unpaired: inside the seeds' spread
+    with pytest.raises(sweep.MTLError, match="share 1 seed"):
+        sweep.paired({"runs": runs[:1] + runs[3:4]}, "a", "b")
