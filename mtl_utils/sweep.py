@@ -209,6 +209,10 @@ def describe(results):
             f"mtl_utils {p['package_version']} (commit {_commits(results)})")
 
 
+def _band(noise, beyond):
+    return f"(noise band ±{noise:.3f}: {'beyond the seed noise' if beyond else 'inside the noise'})"
+
+
 def compare(summary, a, b, key="slot_f1", n_test=700):
     """a minus b on `key`, and whether the gap is beyond the noise: larger than twice the
     standard error of the difference of the seed means, and larger than one test sentence."""
@@ -216,8 +220,7 @@ def compare(summary, a, b, key="slot_f1", n_test=700):
     diff = sa["mean"] - sb["mean"]
     noise = max(2 * math.sqrt(sa["std"] ** 2 / sa["n"] + sb["std"] ** 2 / sb["n"]), 1 / n_test)
     beyond = abs(diff) > noise
-    return diff, beyond, (f"{a} minus {b}: {key} {diff:+.3f} (noise band ±{noise:.3f}: "
-                          f"{'beyond the seed noise' if beyond else 'inside the noise'})")
+    return diff, beyond, f"{a} minus {b}: {key} {diff:+.3f} {_band(noise, beyond)}"
 
 
 def paired(results, a, b, key="slot_f1", n_test=700):
@@ -234,8 +237,7 @@ def paired(results, a, b, key="slot_f1", n_test=700):
     noise = max(2 * statistics.stdev(diffs) / math.sqrt(len(diffs)), 1 / n_test)
     beyond = abs(mean) > noise
     return diffs, mean, beyond, (f"{a} minus {b}, paired by seed: {key} " + ", ".join(f"{d:+.3f}" for d in diffs)
-                                 + f"; mean {mean:+.3f} (noise band ±{noise:.3f}: "
-                                 + f"{'beyond the seed noise' if beyond else 'inside the noise'})")
+                                 + f"; mean {mean:+.3f} {_band(noise, beyond)}")
 
 
 def reproduces(results, arm, live, seed=0, keys=("intent_accuracy", "slot_f1", "frame_accuracy")):

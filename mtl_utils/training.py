@@ -219,8 +219,16 @@ class Trainer:
         blocks = self.model.blocks()
         return not all(freezing.is_frozen(blocks[b]) for b in self.model.backbone_blocks())
 
+    def _budget_left(self, encoder_epochs):
+        """Encoder epochs the budget still allows, or None when no budget applies (no budget, or the
+        encoder does not train now)."""
+        if encoder_epochs is None or not self._encoder_trains():
+            return None
+        return encoder_epochs - self._encoder_epochs
+
     def _budget_spent(self, encoder_epochs):
-        return encoder_epochs is not None and self._encoder_trains() and self._encoder_epochs >= encoder_epochs
+        left = self._budget_left(encoder_epochs)
+        return left is not None and left <= 0
 
     def _run_stage(self, stage, last, encoder_epochs):
         """One stage; returns False when training should stop (early stopping, budget spent)."""
@@ -233,9 +241,9 @@ class Trainer:
             self.say(f"  -> the budget of {encoder_epochs} encoder epoch(s) is spent: stop before stage {stage.name}")
             return False
         self._sync_optimizer()
-        epochs = stage.epochs
-        if encoder_epochs is not None and self._encoder_trains() and epochs > encoder_epochs - self._encoder_epochs:
-            epochs = encoder_epochs - self._encoder_epochs          # plan the schedule over what the budget leaves
+        epochs, left = stage.epochs, self._budget_left(encoder_epochs)
+        if left is not None and epochs > left:
+            epochs = left                                           # plan the schedule over what the budget leaves
             self.say(f"  the budget leaves {epochs} encoder epoch(s): stage {stage.name} planned over {epochs}")
         steps = epochs * math.ceil(len(self.data["train"]) / cfg.batch_size)
         self._stage = [stage.name, steps, 0]
