@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import mtl_utils as mu
-from mtl_utils.common import MTLError
+from mtl_utils import MTLError
 
 
 def _logits(model, tokenizer, data):
@@ -15,8 +15,8 @@ def _logits(model, tokenizer, data):
         return model(batch["input_ids"].to(device), batch["attention_mask"].to(device))["slot_logits"].cpu()
 
 
-def test_save_load_round_trip(small, tmp_path):
-    model, tokenizer, data, labels = small
+def test_save_load_round_trip(tiny, tmp_path):
+    model, tokenizer, data, labels = tiny
     mu.freeze(model, "embeddings", "layer.0", "intent_head")
     mu.save_model(model, tokenizer, tmp_path / "m")
     loaded, tok2 = mu.load_model(tmp_path / "m", labels)
@@ -29,8 +29,8 @@ def test_save_load_round_trip(small, tmp_path):
     assert torch.allclose(_logits(model, tokenizer, data), _logits(loaded, tokenizer, data), atol=1e-6)
 
 
-def test_delta_checkpoint_stores_only_what_training_changed(small, tmp_path):
-    model, tokenizer, data, labels = small
+def test_delta_checkpoint_stores_only_what_training_changed(tiny, tmp_path):
+    model, tokenizer, data, labels = tiny
     mu.apply_preset(model, "bitfit")
     mu.Trainer(model, data, tokenizer, mu.TrainConfig(epochs=1, progress=False)).fit()
     folder = mu.save_model(model, tokenizer, tmp_path / "d", delta=True)
@@ -45,8 +45,8 @@ def test_delta_checkpoint_stores_only_what_training_changed(small, tmp_path):
         [n for n, p in model.named_parameters() if p.requires_grad]
 
 
-def test_delta_checkpoint_refuses_another_backbone(small, tmp_path):
-    model, tokenizer, _, labels = small
+def test_delta_checkpoint_refuses_another_backbone(tiny, tmp_path):
+    model, tokenizer, _, labels = tiny
     folder = mu.save_model(model, tokenizer, tmp_path / "d", delta=True)
     meta = json.loads((folder / "mtl_config.json").read_text())
     meta["backbone_checksum"] += 1.0
@@ -55,8 +55,8 @@ def test_delta_checkpoint_refuses_another_backbone(small, tmp_path):
         mu.load_model(folder, labels)
 
 
-def test_load_with_other_labels_is_an_error(small, tmp_path):
-    model, tokenizer, _, labels = small
+def test_load_with_other_labels_is_an_error(tiny, tmp_path):
+    model, tokenizer, _, labels = tiny
     mu.save_model(model, tokenizer, tmp_path / "m")
     other = mu.Labels(labels.intents[:-1] + ["OrderPizza"], labels.tags)
     with pytest.raises(MTLError, match="intent labels do not match") as e:
@@ -82,8 +82,8 @@ def _plant_remote_code(folder):
     return sentinel
 
 
-def test_saved_models_hold_no_pickle(small, tmp_path):
-    model, tokenizer, _, _ = small
+def test_saved_models_hold_no_pickle(tiny, tmp_path):
+    model, tokenizer, _, _ = tiny
     for delta in (False, True):
         folder = mu.save_model(model, tokenizer, tmp_path / str(delta), delta=delta)
         files = [p for p in folder.rglob("*") if p.is_file()]
@@ -102,8 +102,8 @@ def test_backbone_remote_code_is_not_run(backbone, tmp_path):
     assert type(encoder).__name__ == "BertModel"
 
 
-def test_saved_model_remote_code_is_not_run(small, tmp_path):
-    model, tokenizer, _, labels = small
+def test_saved_model_remote_code_is_not_run(tiny, tmp_path):
+    model, tokenizer, _, labels = tiny
     folder = mu.save_model(model, tokenizer, tmp_path / "m")
     sentinel = _plant_remote_code(folder / "encoder")
     loaded, _ = mu.load_model(folder, labels)
@@ -111,8 +111,8 @@ def test_saved_model_remote_code_is_not_run(small, tmp_path):
     assert type(loaded.encoder).__name__ == "BertModel"
 
 
-def test_load_refuses_other_slot_tags_and_a_mismatched_file(small, tmp_path):
-    model, tokenizer, _, labels = small
+def test_load_refuses_other_slot_tags_and_a_mismatched_file(tiny, tmp_path):
+    model, tokenizer, _, labels = tiny
     folder = mu.save_model(model, tokenizer, tmp_path / "m")
     with pytest.raises(MTLError, match="slot tag labels do not match"):
         mu.load_model(folder, mu.Labels(labels.intents, labels.tags[:-1] + ["B-pizza"]))

@@ -1,22 +1,24 @@
 """The command line. Two tests run it as a user does (a subprocess: real exit codes, real
 stdout); the rest call cli.main in this process, which is the same code without paying for
-a fresh interpreter each time."""
+a fresh interpreter each time. All of them train the tiny encoder (conftest.tiny_dir) on the
+smoke budget: the command line is what is tested here, not the backbone."""
 import json
 import os
 import subprocess
 import sys
 
 import pytest
+from conftest import HIDDEN
 
-from mtl_utils import cli
+from mtl_utils.tools import cli
 
 KEYS = {"scenario", "intent_accuracy", "slot_f1", "frame_accuracy", "train_seconds", "trainable_params",
         "total_params", "n_train", "n_test", "device", "precision", "config", "options"}
 
 
 @pytest.fixture
-def smoke(monkeypatch):
-    monkeypatch.setenv("MTL_SMOKE", "1")
+def smoke(tiny_env):
+    return tiny_env
 
 
 def run(*args, **env):
@@ -39,13 +41,13 @@ def main(capsys, *argv):
     return code, out, err
 
 
-def test_train_save_then_predict_as_a_user_does(tmp_path):
+def test_train_save_then_predict_as_a_user_does(tiny_env, tmp_path):
     r = run("train", "--scenario", "backbone-frozen", "--epochs", "2", "--out", str(tmp_path), "--save-model")
     assert r.returncode == 0, r.stderr[-2000:]
     res = last_json(r.stdout)
     assert KEYS <= set(res) and res["scenario"] == "backbone-frozen"
     assert res["n_train"] == 128 and res["n_test"] == 128               # smoke sizes
-    assert res["trainable_params"] == 384 * 7 + 7 + 384 * 72 + 72       # both heads, nothing else
+    assert res["trainable_params"] == HIDDEN * 7 + 7 + HIDDEN * 72 + 72   # both heads, nothing else
     assert json.loads((tmp_path / "metrics.json").read_text()) == res
     history = json.loads((tmp_path / "history.json").read_text())
     assert len(history["epochs"]) == 2 and len(history["steps"]) == 2 * 8
@@ -83,7 +85,7 @@ def test_same_seed_same_metrics(smoke, capsys):
     a = last_json(main(capsys, "train", "--scenario", "full", "--quiet", "--seed", "3", "--device", "cpu")[1])
     b = last_json(main(capsys, "train", "--scenario", "full", "--quiet", "--seed", "3", "--device", "cpu")[1])
     for r in (a, b):                         # wall-clock time and memory are measurements, not results
-        for key in ("train_seconds", "warmup_seconds", "peak_mem_mb"):
+        for key in ("train_seconds", "warmup_seconds", "peak_mem_mb", "date"):
             r.pop(key)
     assert a == b
 
@@ -104,7 +106,7 @@ def test_intent_only_jsonl_trains_the_intent_head(smoke, capsys, tmp_path):
     (tmp_path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     (tmp_path / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:4]))
     code, out, err = main(capsys, "train", "--scenario", "lp-ft", "--data", str(tmp_path), "--format", "jsonl",
-                          "--warmup-epochs", "5", "--epochs", "3", "--quiet")
+                          "--warmup-epochs", "30", "--lr-heads", "0.05", "--epochs", "3", "--quiet")
     res = last_json(out)
     assert res["slot_f1"] is None and res["tasks"] == ["intent"] and res["intent_accuracy"] == 1.0
 
@@ -175,17 +177,22 @@ def test_init_with_other_labels_exits_2(smoke, capsys, tmp_path):
 def test_train_options_come_from_the_dataclasses():
     from dataclasses import fields
 
-    from mtl_utils.config import TrainConfig
-    from mtl_utils.scenarios import SCENARIOS, RunOptions
+    from mtl_utils.experiments.scenarios import SCENARIOS
     train = next(a for a in cli.parser()._subparsers._group_actions[0].choices.items() if a[0] == "train")[1]
     flags = {o for a in train._actions for o in a.option_strings}
-    for f in fields(TrainConfig) + fields(RunOptions):
-        assert f"--{f.name.replace('_', '-')}" in flags, f.name
+    groups = cli._groups()
+    names = [f.name for cls in groups for f in fields(cls)]
+    assert len(names) == len(set(names))                      # no option in two groups
+    for name in names:
+        assert f"--{name.replace('_', '-')}" in flags, name
+    ns = cli.parser().parse_args(["train", "--scenario", "bitfit", "--lr-encoder", "3e-3", "--max-train", "9"])
+    run, data, output, config = cli._take(ns)                 # each group back as its dataclass, once
+    assert (run.scenario, data.max_train, config.lr_encoder, output.out) == ("bitfit", 9, 3e-3, None)
     scenario = next(a for a in train._actions if "--scenario" in a.option_strings)
     assert list(scenario.choices) == list(SCENARIOS)
 
 
-def test_bench_smoke_reports_the_modes_asked_for():
+def test_bench_smoke_reports_the_modes_asked_for(tiny_env):
     r = run("bench", "--modes", "full", "frozen_cached")
     assert r.returncode == 0, r.stderr[-2000:]
     res = last_json(r.stdout)
@@ -204,7 +211,7 @@ def test_every_other_scenario_runs_and_reports(smoke, capsys, scenario, extra):
     assert res["scenario"] == scenario and 0 <= res["slot_f1"] <= 1 and len(res["cka"]) == 7
     assert 0 < res["checkpoint_mb_delta"] < res["checkpoint_mb_full"]
     if scenario == "lora":
-        assert res["trainable_params"] == 2 * (384 * 2 + 2 * 384) + 384 * 7 + 7 + 384 * 72 + 72
+        assert res["trainable_params"] == 2 * (HIDDEN * 2 + 2 * HIDDEN) + HIDDEN * 7 + 7 + HIDDEN * 72 + 72
 
 
 @pytest.mark.parametrize("command", ["train", "sweep", "bench", "notebooks", "publish"])

@@ -15,9 +15,9 @@ import pytest
 from datasets import Dataset, DatasetDict
 
 from mtl_utils import MTLError, encode, load_data, make_loader
-from mtl_utils.common import run_size
-from mtl_utils.data import Collator
-from mtl_utils.snips import (SNIPS_COMMIT, SNIPS_INTENTS, SNIPS_SHA256, download_snips, find_snips, read_snips_file,
+from mtl_utils.core.config import BUDGETS, budget
+from mtl_utils.core.data import Collator
+from mtl_utils.core.snips import (SNIPS_COMMIT, SNIPS_INTENTS, SNIPS_SHA256, download_snips, find_snips, read_snips_file,
                              snips_url)
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "data" / "examples"
@@ -242,19 +242,25 @@ def test_max_eval_caps_validation_and_test_only(snips_dir):
     dsd, labels = load_data(snips_dir, max_train=100, max_eval=50)
     assert {k: len(v) for k, v in dsd.items()} == {"train": 100, "validation": 50, "test": 50}
     assert len(labels.intents) == 7
-    small, _ = load_data(EXAMPLES / "jsonl", format="jsonl", max_eval=50)     # smaller than the cap: unchanged
-    assert {k: len(v) for k, v in small.items()} == {"train": 27, "validation": 3, "test": 9}
+    few, _ = load_data(EXAMPLES / "jsonl", format="jsonl", max_eval=50)     # smaller than the cap: unchanged
+    assert {k: len(v) for k, v in few.items()} == {"train": 27, "validation": 3, "test": 9}
 
 
 def test_smoke_mode_is_read_in_one_place_and_never_shrinks_load_data(snips_dir, monkeypatch):
     monkeypatch.setenv("MTL_SMOKE", "1")
-    size = run_size(gpu=False, notebook=True)
-    assert (size.smoke, size.max_train, size.max_eval, size.epochs) == (True, 128, 128, 1)
+    size = budget()
+    assert (size.name, size.max_train, size.max_eval, size.epochs) == ("smoke", 128, 128, 1)
     dsd, _ = load_data(snips_dir)                   # what you ask for is what you get
     assert len(dsd["train"]) == 13084
     monkeypatch.setenv("MTL_SMOKE", "0")
-    assert run_size(gpu=False, notebook=True).max_train == 2000 and run_size(gpu=True, notebook=True).max_train is None
-    assert run_size(gpu=False).max_train is None and run_size(gpu=True).batch_size == 32
+    assert budget() == BUDGETS["sweep"] and budget().max_train == 2000      # the same on every device
+    monkeypatch.setenv("MTL_SCALE", "full")
+    assert budget().max_train is None and budget().batch_size == 32
+    monkeypatch.setenv("MTL_EPOCHS", "5")
+    assert budget().epochs == 5 and budget().max_train is None              # a fine override on top
+    monkeypatch.setenv("MTL_SCALE", "huge")
+    with pytest.raises(MTLError, match="MTL_SCALE='huge'"):
+        budget()
 
 
 # ----------------------------------------------------------------------------- bring your own: JSONL

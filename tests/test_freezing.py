@@ -2,8 +2,8 @@ import pytest
 import torch
 
 import mtl_utils as mu
-from mtl_utils.common import MTLError
-from mtl_utils.freezing import block_state, is_frozen
+from mtl_utils import MTLError
+from mtl_utils.core.freezing import block_state, is_frozen
 
 LAYERS = [f"layer.{i}" for i in range(6)]
 
@@ -12,8 +12,8 @@ def trainable(model):
     return [n for n, b in model.blocks().items() if not is_frozen(b)]
 
 
-def test_fastai_verbs(small):
-    model, *_ = small
+def test_fastai_verbs(tiny):
+    model, *_ = tiny
     mu.freeze(model)                                   # like learn.freeze(): only the heads
     assert trainable(model) == ["intent_head", "slot_head"]
     mu.freeze_to(model, -3)                            # top two layers + heads
@@ -30,8 +30,8 @@ def test_fastai_verbs(small):
     assert trainable(model) == ["embeddings"] + LAYERS
 
 
-def test_unknown_block_lists_valid_names(small):
-    model, *_ = small
+def test_unknown_block_lists_valid_names(tiny):
+    model, *_ = tiny
     with pytest.raises(MTLError) as e:
         mu.freeze(model, "layer.9")
     assert "unknown block 'layer.9'" in str(e.value) and "layer.5" in str(e.value) and "slot_head" in str(e.value)
@@ -51,14 +51,14 @@ def test_unknown_block_lists_valid_names(small):
     ("slot-head-frozen", ["slot_head"]),
     ("bitfit", []),                                    # BitFit leaves no block fully frozen
 ])
-def test_presets(small, preset, frozen):
-    model, *_ = small
+def test_presets(tiny, preset, frozen):
+    model, *_ = tiny
     assert mu.apply_preset(model, preset) == frozen
     assert mu.frozen_blocks(model) == frozen
 
 
-def test_bitfit_trains_exactly_the_encoder_biases(small):
-    model, *_ = small
+def test_bitfit_trains_exactly_the_encoder_biases(tiny):
+    model, *_ = tiny
     mu.apply_preset(model, "bitfit")
     for name, p in model.named_parameters():
         head = name.startswith(("intent_head", "slot_head"))
@@ -71,9 +71,9 @@ def test_bitfit_trains_exactly_the_encoder_biases(small):
     assert "partly" in mu.trainable_report(model)
 
 
-def test_freezing_drops_a_left_over_gradient(small):
+def test_freezing_drops_a_left_over_gradient(tiny):
     """A frozen weight keeps no gradient that an optimizer could still apply."""
-    model, tokenizer, data, _ = small
+    model, tokenizer, data, _ = tiny
     out = model(**next(iter(mu.make_loader(data["train"], tokenizer, 4))))
     out["loss"].backward()
     assert model.slot_head[1].weight.grad is not None
@@ -81,9 +81,9 @@ def test_freezing_drops_a_left_over_gradient(small):
     assert model.slot_head[1].weight.grad is None
 
 
-def test_frozen_blocks_stay_in_eval_mode_after_train(small):
+def test_frozen_blocks_stay_in_eval_mode_after_train(tiny):
     """model.train() must not switch dropout back on in frozen blocks."""
-    model, tokenizer, data, _ = small
+    model, tokenizer, data, _ = tiny
     mu.freeze(model)
     model.train()
     assert not model.encoder.embeddings.training
@@ -101,13 +101,17 @@ def test_frozen_blocks_stay_in_eval_mode_after_train(small):
     assert model.slot_head.training and not model.encoder.embeddings.training
 
 
-def test_trainable_report_counts(small):
-    model, *_ = small
+def test_trainable_report_counts(tiny):
+    model, *_ = tiny
     mu.apply_preset(model, "backbone-frozen")
     counts = mu.count_params(model)
     heads = counts["intent_head"][0] + counts["slot_head"][0]
-    assert heads == 384 * 7 + 7 + 384 * 72 + 72
-    assert counts["layer.0"] == (0, 1_774_464)
+    h = model.encoder.config.hidden_size
+    assert heads == h * 7 + 7 + h * 72 + 72                       # 7 intents, 72 BIO tags
+    i = model.encoder.config.intermediate_size
+    layer = 4 * (h * h + h) + (h * i + i) + (i * h + h) + 2 * 2 * h   # q, k, v, out; feed-forward; 2 LayerNorms
+    assert counts["layer.0"] == (0, layer)
     report = mu.trainable_report(model)
     assert f"{heads:>12,}" in report.splitlines()[-1]
-    assert "frozen (eval)" in report and "0.1% trainable" in report
+    total = sum(a for _, a in counts.values())
+    assert "frozen (eval)" in report and f"{100 * heads / total:.1f}% trainable" in report

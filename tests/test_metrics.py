@@ -4,9 +4,11 @@ import pytest
 import torch
 from datasets import Dataset, DatasetDict
 
+import mtl_utils as mu
+
 from mtl_utils import encode, evaluate, make_loader, task_metrics
 from mtl_utils import predict_batches as predict
-from mtl_utils import metrics as metrics_module
+from mtl_utils.core import metrics as metrics_module
 
 CPU = torch.device("cpu")
 
@@ -92,8 +94,8 @@ def test_gold_label_unseen_in_training_counts_as_wrong():
 
 
 # ----------------------------------------------------------------------------- predict / evaluate
-def test_evaluate_returns_metrics_in_range(small):
-    model, tokenizer, enc, labels = small
+def test_evaluate_returns_metrics_in_range(tiny):
+    model, tokenizer, enc, labels = tiny
     loader = make_loader(enc["validation"], tokenizer, batch_size=16)
     out = evaluate(model, loader, enc["validation"], CPU)
     intents, tags = predict(model, make_loader(enc["validation"], tokenizer, batch_size=16), CPU)
@@ -104,8 +106,8 @@ def test_evaluate_returns_metrics_in_range(small):
     assert out["frame_accuracy"] <= out["intent_accuracy"]
 
 
-def test_predict_one_tag_per_word(small):
-    model, tokenizer, enc, labels = small
+def test_predict_one_tag_per_word(tiny):
+    model, tokenizer, enc, labels = tiny
     split = enc["test"]
     intents, tags = predict(model, make_loader(split, tokenizer, batch_size=8), CPU)
     assert len(intents) == len(tags) == len(split) == 32
@@ -118,8 +120,8 @@ def test_predict_one_tag_per_word(small):
     assert again == (intents, tags)
 
 
-def test_truncated_words_are_padded_with_o(small, monkeypatch):
-    model, tokenizer, _, labels = small
+def test_truncated_words_are_padded_with_o(tiny, monkeypatch):
+    model, tokenizer, _, labels = tiny
     long = {"tokens": ["Book", "a", "table", "for", "ten", "people", "at", "an", "oyster", "bar", "in",
                        "Cowansburg", "for", "ten", "pm"],
             "tags": ["O"] * 4 + ["B-party_size_number"] + ["O"] * 3 + ["B-restaurant_type", "I-restaurant_type",
@@ -147,3 +149,18 @@ def test_truncated_words_are_padded_with_o(small, monkeypatch):
     assert seen["pred_tags"][0][:kept[0]] == tags[0]
     assert seen["pred_tags"][0][kept[0]:] == ["O"] * (len(long["tokens"]) - kept[0])
     assert all(0.0 <= v <= 1.0 for v in out.values())
+    _, past = metrics_module.score(enc, intents, tags)
+    assert past == {0: len(long["tokens"]) - kept[0]}                       # said, not skipped silently
+    line = metrics_module.describe_past(past, "test")
+    assert f"{past[0]} word(s) of 1 test sentence(s)" in line and "0 (" in line
+
+
+def test_a_trainer_says_which_words_lay_past_the_window(tiny):
+    model, tokenizer, _, labels = tiny
+    long = {"tokens": ["word"] * 20, "tags": ["O"] * 20, "intent": "PlayMusic"}
+    enc = encode(DatasetDict(train=Dataset.from_list([long]), validation=Dataset.from_list([long]),
+                             test=Dataset.from_list([long])), tokenizer, labels, max_length=8)
+    trainer = mu.Trainer(model, enc, tokenizer, mu.TrainConfig(progress=False))
+    intents, tags = trainer.predictions("test")
+    assert len(tags[0]) == 20 and trainer.past == {0: 14}                 # 8 tokens: [CLS], 6 words, [SEP]
+    assert any("14 word(s) of 1 test sentence(s) lay past" in line for line in trainer.history.log)

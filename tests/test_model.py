@@ -7,13 +7,13 @@ import pytest
 import torch
 
 import mtl_utils as mu
-from mtl_utils.common import MTLError
+from mtl_utils import MTLError
 
 CFG = dict(batch_size=16, progress=False, seed=0)
 
 
-def test_blocks_of_minilm_cover_every_parameter_once(small):
-    model, *_ = small
+def test_blocks_of_minilm_cover_every_parameter_once(real):
+    model, *_ = real
     blocks = model.blocks()
     assert list(blocks) == ["embeddings"] + [f"layer.{i}" for i in range(6)] + ["intent_head", "slot_head"]
     ids = [id(p) for b in blocks.values() for p in b.parameters()]
@@ -23,8 +23,8 @@ def test_blocks_of_minilm_cover_every_parameter_once(small):
     assert model.encoder.config.hidden_size == 384
 
 
-def test_losses_match_a_cross_entropy_computed_by_hand(small):
-    model, tokenizer, data, labels = small
+def test_losses_match_a_cross_entropy_computed_by_hand(tiny):
+    model, tokenizer, data, labels = tiny
     model.eval()
     batch = next(iter(mu.make_loader(data["train"], tokenizer, batch_size=4)))
     out = model(**batch)
@@ -40,16 +40,16 @@ def test_losses_match_a_cross_entropy_computed_by_hand(small):
     assert out["loss"].item() == pytest.approx(intent.item() + out["slot_loss"].item(), rel=1e-5)
 
 
-def test_forward_rejects_a_misspelled_label_key(small):
-    model, tokenizer, data, _ = small
+def test_forward_rejects_a_misspelled_label_key(tiny):
+    model, tokenizer, data, _ = tiny
     batch = next(iter(mu.make_loader(data["train"], tokenizer, batch_size=4)))
     batch["slot_label"] = batch.pop("slot_labels")
     with pytest.raises(TypeError, match="slot_label"):
         model(**batch)
 
 
-def test_mean_pooling_ignores_padding(small):
-    model, tokenizer, data, _ = small
+def test_mean_pooling_ignores_padding(tiny):
+    model, tokenizer, data, _ = tiny
     model.eval()
     ids = torch.tensor([data["train"][0]["input_ids"]])
     mask = torch.ones_like(ids)
@@ -59,8 +59,8 @@ def test_mean_pooling_ignores_padding(small):
         assert torch.allclose(model(ids, mask)["intent_logits"], model(padded, padded_mask)["intent_logits"], atol=1e-5)
 
 
-def test_bilstm_slot_head_ignores_padding_and_trains(small, backbone):
-    model, tokenizer, data, labels = small
+def test_bilstm_slot_head_ignores_padding_and_trains(tiny, backbone):
+    model, tokenizer, data, labels = tiny
     model = mu.MultiTaskModel(model.encoder, labels.intents, labels.tags, slot_head="bilstm")
     model.eval()
     ids = torch.tensor([data["train"][0]["input_ids"]])
@@ -110,10 +110,10 @@ def _tiny(config_cls, tokenizer, model_kwargs=None, **kw):
     return AutoModel.from_config(config, **(model_kwargs or {}))
 
 
-def test_a_roberta_encoder_freezes_and_caches(small):
+def test_a_roberta_encoder_freezes_and_caches(tiny):
     """A second encoder family, built locally from a tiny random config (no download)."""
     from transformers import RobertaConfig
-    _, tokenizer, data, labels = small
+    _, tokenizer, data, labels = tiny
     encoder = _tiny(RobertaConfig, tokenizer, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                     intermediate_size=64, max_position_embeddings=160, model_kwargs={"add_pooling_layer": False})
     model = mu.MultiTaskModel(encoder, labels.intents, labels.tags, backbone_name="tiny-roberta")
@@ -128,9 +128,9 @@ def test_a_roberta_encoder_freezes_and_caches(small):
     assert [s["loss"] for s in runs[0].steps] == pytest.approx([s["loss"] for s in runs[1].steps], abs=1e-4)
 
 
-def test_a_distilbert_encoder_trains_without_a_cache(small):
+def test_a_distilbert_encoder_trains_without_a_cache(tiny):
     from transformers import DistilBertConfig
-    _, tokenizer, data, labels = small
+    _, tokenizer, data, labels = tiny
     encoder = _tiny(DistilBertConfig, tokenizer, dim=32, n_layers=2, n_heads=2, hidden_dim=64)
     model = mu.MultiTaskModel(encoder, labels.intents, labels.tags, backbone_name="tiny-distilbert")
     assert [b for b in model.blocks() if b.startswith("layer.")] == ["layer.0", "layer.1"]
@@ -156,13 +156,13 @@ def test_single_task_model_has_only_its_head(backbone):
         mu.apply_preset(model, "intent-head-frozen")
 
 
-def test_an_encoder_with_parameters_outside_its_layers_gets_an_encoder_rest_block(small):
+def test_an_encoder_with_parameters_outside_its_layers_gets_an_encoder_rest_block(tiny):
     """DeBERTa keeps a relative-position table beside its layers: a block of its own, and no
     frozen-prefix cache (its layers cannot be run one by one here)."""
     from transformers import DebertaV2Config
 
-    from mtl_utils.caching import frozen_prefix_depth
-    _, tokenizer, data, labels = small
+    from mtl_utils.core.caching import frozen_prefix_depth
+    _, tokenizer, data, labels = tiny
     encoder = _tiny(DebertaV2Config, tokenizer, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                     intermediate_size=64, relative_attention=True, position_buckets=16, max_relative_positions=32)
     model = mu.MultiTaskModel(encoder, labels.intents, labels.tags, backbone_name="tiny-deberta")

@@ -4,15 +4,15 @@ import torch
 from helpers import snapshot
 
 import mtl_utils as mu
-from mtl_utils.caching import frozen_prefix_depth
-from mtl_utils.common import MTLError
-from mtl_utils.lora import add_lora, merge_lora
+from mtl_utils.core.caching import frozen_prefix_depth
+from mtl_utils import MTLError
+from mtl_utils.core.lora import add_lora, merge_lora
 
 CFG = dict(epochs=1, batch_size=16, progress=False, lr_encoder=1e-3, seed=0)
 
 
-def test_bitfit_leaves_every_non_bias_encoder_weight_bit_identical(small):
-    model, tokenizer, data, _ = small
+def test_bitfit_leaves_every_non_bias_encoder_weight_bit_identical(tiny):
+    model, tokenizer, data, _ = tiny
     mu.apply_preset(model, "bitfit")
     before = snapshot(model)
     trainer = mu.Trainer(model, data, tokenizer, mu.TrainConfig(**CFG))
@@ -24,8 +24,8 @@ def test_bitfit_leaves_every_non_bias_encoder_weight_bit_identical(small):
     assert all(norms[b] > 0 for b in model.blocks())                 # every block has biases that learn
 
 
-def test_lora_leaves_every_base_weight_bit_identical(small):
-    model, tokenizer, data, _ = small
+def test_lora_leaves_every_base_weight_bit_identical(tiny):
+    model, tokenizer, data, _ = tiny
     add_lora(model, rank=4)
     before = snapshot(model)
     trainer = mu.Trainer(model, data, tokenizer, mu.TrainConfig(**CFG))
@@ -34,11 +34,12 @@ def test_lora_leaves_every_base_weight_bit_identical(small):
     assert any("lora_B" in n for n in moved)
     assert all("lora_" in n or n.startswith(("intent_head", "slot_head")) for n in moved)
     lora_params = sum(p.numel() for n, p in model.named_parameters() if "lora_" in n)
-    assert lora_params == 6 * 2 * (384 * 4 + 4 * 384)               # 6 layers x (query, value) x (A + B)
+    h = model.encoder.config.hidden_size
+    assert lora_params == 6 * 2 * (h * 4 + 4 * h)                   # 6 layers x (query, value) x (A + B)
 
 
-def test_lora_on_the_top_layers_keeps_the_bottom_cached(small):
-    model, tokenizer, data, _ = small
+def test_lora_on_the_top_layers_keeps_the_bottom_cached(tiny):
+    model, tokenizer, data, _ = tiny
     add_lora(model, rank=2, layers=[4, 5])
     mu.freeze(model, "backbone")
     for n, p in model.encoder.named_parameters():
@@ -49,8 +50,8 @@ def test_lora_on_the_top_layers_keeps_the_bottom_cached(small):
     assert trainer.history.stages[0]["cached_layers"] == 4
 
 
-def test_merged_lora_predicts_the_same(small):
-    model, tokenizer, data, _ = small
+def test_merged_lora_predicts_the_same(tiny):
+    model, tokenizer, data, _ = tiny
     add_lora(model, rank=4)
     mu.Trainer(model, data, tokenizer, mu.TrainConfig(**CFG)).fit()
     model.eval()
@@ -65,8 +66,8 @@ def test_merged_lora_predicts_the_same(small):
         assert torch.allclose(before[key], after[key], atol=1e-4), (key, (before[key] - after[key]).abs().max())
 
 
-def test_lora_adapter_round_trip(small, tmp_path):
-    model, tokenizer, data, labels = small
+def test_lora_adapter_round_trip(tiny, tmp_path):
+    model, tokenizer, data, labels = tiny
     add_lora(model, rank=4, layers=[5])
     mu.Trainer(model, data, tokenizer, mu.TrainConfig(**CFG)).fit()
     folder = mu.save_model(model, tokenizer, tmp_path / "lora")           # LoRA saves a delta by default
@@ -84,7 +85,7 @@ def test_lora_adapter_round_trip(small, tmp_path):
     (dict(targets=("qury",)), "Target modules {'qury'} not found"),
     (dict(layers=[9]), "out of range"),
 ])
-def test_lora_bad_options(small, kwargs, message):
-    model, *_ = small
+def test_lora_bad_options(tiny, kwargs, message):
+    model, *_ = tiny
     with pytest.raises(MTLError, match=message):
         add_lora(model, **{"rank": 4, **kwargs})

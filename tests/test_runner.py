@@ -4,8 +4,10 @@ import subprocess
 import sys
 
 import nbformat
+import pytest
 
-from mtl_utils import runner
+from mtl_utils import MTLError
+from mtl_utils.tools import runner
 
 
 def _notebook(path, cells, header="**Run time** (measured): CPU (2 cores): 3 s · GPU: not measured"):
@@ -40,7 +42,20 @@ def test_main_job_reports_each_notebook_and_fails_at_the_end(tmp_path):
     assert nbformat.read(nbs / "02_broken.ipynb", as_version=4).cells[2].outputs == []   # a failure is not saved
 
 
-def test_only_and_the_header_time():
+def test_only_picks_notebooks_by_number(tmp_path):
+    nbs = tmp_path / "notebooks"
+    (nbs / "solutions").mkdir(parents=True)
+    for name in ("00_a", "01_b", "02_c", "solutions/02_c_solutions"):
+        _notebook(nbs / f"{name}.ipynb", ["print(1)"])
+    pick = lambda **kw: [p.relative_to(nbs).as_posix() for p in runner.select(root=nbs, **kw)]   # noqa: E731
+    assert pick(only=["02"]) == ["02_c.ipynb"]
+    assert pick(only=["00", "02"], solutions=True) == ["00_a.ipynb", "02_c.ipynb", "solutions/02_c_solutions.ipynb"]
+    assert pick() == ["00_a.ipynb", "01_b.ipynb", "02_c.ipynb"]
+    with pytest.raises(MTLError, match="no notebooks to run"):
+        runner.select(root=nbs, only=["07"])
+
+
+def test_the_header_time():
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_markdown_cell("# t\n\n**Run time** (measured): CPU (2 cores): 3 s · GPU: not measured")]
     runner.set_header_time(nb, "CPU", 125.4, "(2 cores)")

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from mtl_utils import sweep
+from mtl_utils.experiments import sweep
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "notebooks" / "results" / "sweep_cpu.json"
@@ -24,7 +24,7 @@ def test_results_file_schema(results):
     runs = results["runs"]
     assert {(r["arm"], r["seed"]) for r in runs} == {(a, s) for a in p["arms"] for s in p["seeds"]}
     for r in runs:
-        assert sweep.ARMS[r["arm"]][1] == r["scenario"]
+        assert sweep.ARMS[r["arm"]]["scenario"] == r["scenario"]
         for key in ("intent_accuracy", "slot_f1", "frame_accuracy"):
             assert 0 <= r[key] <= 1
         assert r["n_train"] == p["max_train"] and r["n_test"] == 700 and r["config"]["seed"] == r["seed"]
@@ -36,6 +36,17 @@ def test_readme_table_is_generated_from_the_results_file(results):
     readme = (ROOT / "README.md").read_text()
     table = readme.split(sweep.START, 1)[1].split(sweep.END, 1)[0].strip()
     assert table == sweep.readme_table(results).strip()
+
+
+def test_an_arm_is_data_and_its_flags_follow():
+    assert sweep.flags({"scenario": "lora", "lora_rank": 8, "lr_encoder": 3e-3, "analysis": True, "quiet": False,
+                        "lora_layers": [4, 5]}) == ["--scenario", "lora", "--lora-rank", "8", "--lr-encoder", "0.003",
+                                                    "--analysis", "--lora-layers", "4", "5"]
+    for name, options in sweep.LR_SEARCH.items():               # the search varies the lr and nothing else
+        base = name.split(" lr ")[0]
+        assert {k: v for k, v in options.items() if k != "lr_encoder"} == \
+            {k: v for k, v in sweep.ARMS[base].items() if k != "lr_encoder"}
+        assert f"lr {options['lr_encoder']:g}" in name
 
 
 def test_summary_is_mean_and_std_over_seeds():
@@ -66,14 +77,14 @@ def test_resume_keeps_unchanged_arms_and_reruns_changed_ones(tmp_path, monkeypat
         line = json.dumps({"scenario": scenario, "seed": seed, "intent_accuracy": 0.9, "slot_f1": 0.5, "train_seconds": 1})
         return type("R", (), {"returncode": 0, "stdout": line + "\n", "stderr": ""})()
     monkeypatch.setattr(sweep.subprocess, "run", fake_run)
-    monkeypatch.setattr(sweep, "ARMS", {"a": ["--scenario", "full"], "b": ["--scenario", "lp-ft"]})
+    monkeypatch.setattr(sweep, "ARMS", {"a": {"scenario": "full"}, "b": {"scenario": "lp-ft"}})
     out = tmp_path / "s.json"
     sweep.run(["a", "b"], seeds=(0, 1), max_train=10, epochs=1, device="cpu", out=out, echo=lambda *_: None)
     assert len(calls) == 4
     sweep.run(["a"], seeds=(0, 1), max_train=10, epochs=1, device="cpu", out=out, echo=lambda *_: None)
     assert len(calls) == 4                                     # nothing to redo, and b's runs are kept
     assert {r["arm"] for r in json.loads(out.read_text())["runs"]} == {"a", "b"}
-    monkeypatch.setitem(sweep.ARMS, "b", ["--scenario", "lp-ft", "--epochs", "2"])
+    monkeypatch.setitem(sweep.ARMS, "b", {"scenario": "lp-ft", "epochs": 2})
     sweep.run(["b"], seeds=(0, 1), max_train=10, epochs=1, device="cpu", out=out, echo=lambda *_: None)
     assert calls[4:] == [("lp-ft", 0), ("lp-ft", 1)]           # b's options changed: its runs are redone
 

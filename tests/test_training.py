@@ -9,15 +9,15 @@ import torch
 from helpers import assert_freeze_guarantees, snapshot
 
 import mtl_utils as mu
-from mtl_utils.optim import block_lr, held_params
-from mtl_utils.scenarios import probe_heads
+from mtl_utils.core.optim import block_lr, held_params
+from mtl_utils.experiments.scenarios import probe_heads
 
 CFG = dict(batch_size=16, progress=False, weight_decay=0.1, seed=0)
 
 
 @pytest.mark.parametrize("preset", ["backbone-frozen", "intent-head-frozen", "slot-head-frozen", "bitfit", "full"])
-def test_presets_keep_frozen_weights_bit_identical(small, preset):
-    model, tokenizer, data, _ = small
+def test_presets_keep_frozen_weights_bit_identical(tiny, preset):
+    model, tokenizer, data, _ = tiny
     mu.apply_preset(model, preset)
     before = snapshot(model)
     trainer = mu.Trainer(model, data, tokenizer, mu.TrainConfig(epochs=1, **CFG))
@@ -29,10 +29,10 @@ def test_presets_keep_frozen_weights_bit_identical(small, preset):
 
 
 @pytest.mark.parametrize("seed", range(3))
-def test_random_freeze_patterns_keep_their_guarantees(small, seed):
+def test_random_freeze_patterns_keep_their_guarantees(tiny, seed):
     """Property-style: any frozen set, with weight decay on, leaves frozen weights bit-identical
     and out of the optimizer, its blocks in eval mode; everything else that got gradient moves."""
-    model, tokenizer, data, _ = small
+    model, tokenizer, data, _ = tiny
     rng = random.Random(seed)
     names = list(model.blocks())
     frozen = rng.sample(names, rng.randint(1, len(names) - 1))
@@ -63,8 +63,8 @@ def test_readme_example_runs_as_written(snips_dir, monkeypatch):
                                                                                   "intent_head", "slot_head"]
 
 
-def test_unfreezing_mid_training_adds_groups_with_their_lr(small):
-    model, tokenizer, data, _ = small
+def test_unfreezing_mid_training_adds_groups_with_their_lr(tiny):
+    model, tokenizer, data, _ = tiny
     cfg = mu.TrainConfig(epochs=1, lr_encoder=2e-5, lr_heads=1e-3, layer_decay=0.5, warmup_ratio=0.0, **CFG)
     trainer = mu.Trainer(model, data, tokenizer, cfg)
     trainer.freeze()
@@ -74,8 +74,8 @@ def test_unfreezing_mid_training_adds_groups_with_their_lr(small):
     trainer.unfreeze("layer.4", "layer.5")
     groups = {g["name"]: g for g in trainer.optimizer.param_groups}
     assert {g["block"] for g in trainer.optimizer.param_groups} == {"layer.4", "layer.5", "intent_head", "slot_head"}
-    assert groups["layer.5/decay"]["initial_lr"] == pytest.approx(2e-5)
-    assert groups["layer.4/decay"]["initial_lr"] == pytest.approx(1e-5)
+    assert groups["layer.5/decay"]["base_lr"] == pytest.approx(2e-5)
+    assert groups["layer.4/decay"]["base_lr"] == pytest.approx(1e-5)
     for p in model.slot_head.parameters():          # the heads keep their Adam moments
         assert torch.equal(trainer.optimizer.state[p]["exp_avg"], head_state[id(p)])
     trainer.fit()
@@ -88,8 +88,8 @@ def test_unfreezing_mid_training_adds_groups_with_their_lr(small):
     assert "optimizer rebuilt: added ['layer.4', 'layer.5']" in "\n".join(trainer.history.log)
 
 
-def test_freezing_mid_training_removes_params_and_state(small):
-    model, tokenizer, data, _ = small
+def test_freezing_mid_training_removes_params_and_state(tiny):
+    model, tokenizer, data, _ = tiny
     trainer = mu.Trainer(model, data, tokenizer, mu.TrainConfig(epochs=1, **CFG))
     trainer.fit()
     head = list(model.intent_head.parameters())
@@ -101,9 +101,9 @@ def test_freezing_mid_training_removes_params_and_state(small):
     assert torch.equal(model.intent_head[1].weight.cpu(), before["intent_head.1.weight"])
 
 
-def test_freeze_made_on_the_model_is_picked_up_by_fit(small):
+def test_freeze_made_on_the_model_is_picked_up_by_fit(tiny):
     """The model's flags are the truth: a freeze made with mu.freeze between fits is obeyed."""
-    model, tokenizer, data, _ = small
+    model, tokenizer, data, _ = tiny
     trainer = mu.Trainer(model, data, tokenizer, mu.TrainConfig(epochs=1, **CFG))
     trainer.fit()
     mu.freeze(model, "backbone")
@@ -113,17 +113,19 @@ def test_freeze_made_on_the_model_is_picked_up_by_fit(small):
     assert trainer.history.stages[-1]["cached_layers"] == 6
 
 
-def test_callbacks_fire_and_can_unfreeze_mid_epoch(small):
-    model, tokenizer, data, _ = small
+def test_callbacks_fire_and_can_unfreeze_mid_epoch(tiny):
+    model, tokenizer, data, _ = tiny
     trainer = mu.Trainer(model, data, tokenizer, mu.TrainConfig(epochs=2, **CFG))
     trainer.freeze()
-    seen = {"on_batch_end": 0, "on_epoch_end": 0, "on_stage_start": 0}
+    seen = {"before_fit": 0, "before_stage": 0, "before_epoch": 0, "after_backward": 0, "after_batch": 0,
+            "after_epoch": 0, "after_fit": 0}
     for event in seen:
         trainer.add_callback(event, lambda t, e=event: seen.__setitem__(e, seen[e] + 1))
-    trainer.add_callback("on_batch_end", lambda t: t.step == 2 and t.unfreeze("layer.5"))
+    trainer.add_callback("after_batch", lambda t: t.step == 2 and t.unfreeze("layer.5"))
     before = snapshot(model)
     trainer.fit()
-    assert seen == {"on_batch_end": 8, "on_epoch_end": 2, "on_stage_start": 1}
+    assert seen == {"before_fit": 1, "before_stage": 1, "before_epoch": 2, "after_backward": 8, "after_batch": 8,
+                    "after_epoch": 2, "after_fit": 1}
     steps = trainer.history.steps
     lrs = [s["lr"]["slot_head/decay"] for s in steps]              # the rebuild after step 2 resumed the schedule
     assert lrs == pytest.approx([1e-3 * (8 - t) / 8 for t in range(8)])         # warm-up: int(0.1 x 8) = 0 steps
@@ -132,8 +134,8 @@ def test_callbacks_fire_and_can_unfreeze_mid_epoch(small):
                            before["encoder.encoder.layer.5.output.dense.weight"])
 
 
-def test_linear_schedule_warms_up_then_decays_to_zero(small):
-    model, tokenizer, data, _ = small
+def test_linear_schedule_warms_up_then_decays_to_zero(tiny):
+    model, tokenizer, data, _ = tiny
     trainer = mu.Trainer(model, data, tokenizer, mu.TrainConfig(epochs=3, warmup_ratio=0.25, **CFG))
     trainer.fit()
     lrs = [s["lr"]["slot_head/decay"] for s in trainer.history.steps]     # the lr each step used
@@ -142,8 +144,8 @@ def test_linear_schedule_warms_up_then_decays_to_zero(small):
     assert lrs == pytest.approx(expected)
 
 
-def test_slanted_triangular_schedule(small):
-    model, tokenizer, data, _ = small
+def test_slanted_triangular_schedule(tiny):
+    model, tokenizer, data, _ = tiny
     trainer = mu.Trainer(model, data, tokenizer, mu.TrainConfig(epochs=5, schedule="stlr", **CFG))
     trainer.freeze()
     trainer.fit()
@@ -155,8 +157,8 @@ def test_slanted_triangular_schedule(small):
     assert lrs[-1] < 0.1 * max(lrs)                                 # towards 1/ratio of the peak
 
 
-def test_gradient_clipping(small):
-    model, tokenizer, data, _ = small
+def test_gradient_clipping(tiny):
+    model, tokenizer, data, _ = tiny
     trainer = mu.Trainer(model, data, tokenizer, mu.TrainConfig(epochs=1, max_grad_norm=0.01, **CFG))
     clipped = []
     trainer.add_callback("on_batch_end", lambda t: clipped.append(float(torch.nn.utils.get_total_norm(
@@ -167,10 +169,10 @@ def test_gradient_clipping(small):
     assert all(c <= 0.01 * 1.0001 for c in clipped)    # ...and the optimizer saw them clipped
 
 
-def test_guided_stage_moves_on_when_no_task_improves(small):
+def test_guided_stage_moves_on_when_no_task_improves(tiny):
     """With an impossible min_delta no epoch after the first brings a gain: each guided stage
     gets `patience` epochs to beat the best so far, then the next stage starts."""
-    model, tokenizer, data, _ = small
+    model, tokenizer, data, _ = tiny
     trainer = mu.Trainer(model, data, tokenizer, mu.TrainConfig(min_delta=1.0, **CFG))
     history = trainer.fit(stages=[mu.Stage("heads", 3, freeze=("backbone",), guided=True, patience=1),
                                   mu.Stage("top2", 3, unfreeze=("layer.4", "layer.5"), guided=True, patience=1),
@@ -181,25 +183,56 @@ def test_guided_stage_moves_on_when_no_task_improves(small):
     assert any("stop (early stopping)" in line for line in history.log)
 
 
-def test_guided_stage_lowers_a_stalled_tasks_head_lr_once(small):
-    model, tokenizer, data, _ = small
-    trainer = mu.Trainer(model, data, tokenizer, mu.TrainConfig(epochs=1, lr_drop=0.5, **CFG))
+def test_guided_policy_alone_compares_each_task_with_its_best():
+    """GuidedStages without a Trainer: gains, stale counts, which head to slow down, once a stage."""
+    from mtl_utils.core.callbacks import GuidedStages
+    g = GuidedStages(min_delta=0.0)
+    assert g.update({"intent_accuracy": 0.9, "slot_f1": 0.5})[0] == ["intent_accuracy", "slot_f1"]   # first epoch
+    gained, parts = g.update({"intent_accuracy": 0.8, "slot_f1": 0.6})
+    assert gained == ["slot_f1"] and g.stale == {"intent_accuracy": 1, "slot_f1": 0} and g.stale_any == 0
+    assert "intent_accuracy 0.8000 (-0.1000 vs best 0.9000, no gain)" in parts[0]
+    heads = ["intent_head", "slot_head"]
+    assert g.stalled_heads(1, gained, heads) == [("intent_accuracy", "intent_head")]
+    assert g.stalled_heads(2, gained, heads) == []                      # not stale long enough
+    assert g.stalled_heads(1, [], heads) == []                          # no other task improved: no drop
+    assert g.stalled_heads(1, gained, ["slot_head"]) == []              # a frozen head is never slowed
+    g.dropped.add("intent_head")
+    assert g.stalled_heads(1, gained, heads) == []                      # once a stage
+    g.update({"intent_accuracy": 0.8, "slot_f1": 0.6})
+    assert g.stale_any == 1
+    g.reset_stage()
+    assert g.stale == {} and g.dropped == set() and g.best == {"intent_accuracy": 0.9, "slot_f1": 0.6}
+
+
+def test_guided_stage_lowers_a_stalled_tasks_head_lr_in_training(tiny):
+    """Through a Trainer: a stalled task's head rate is multiplied by lr_drop and the optimizer's
+    groups carry the new base rate from the next step on."""
+    model, tokenizer, data, _ = tiny
+    trainer = mu.Trainer(model, data, tokenizer, mu.TrainConfig(lr_drop=0.5, warmup_ratio=0.0, **CFG))
+    from mtl_utils.core.callbacks import GuidedStages
+    policy = next(cb for cb in trainer.callbacks if isinstance(cb, GuidedStages))
+    values = iter([{"intent_accuracy": 0.9, "slot_f1": 0.5}, {"intent_accuracy": 0.8, "slot_f1": 0.6},
+                   {"intent_accuracy": 0.8, "slot_f1": 0.6}])
+    trainer.evaluate = lambda split="validation": next(values)           # scripted validation metrics
     trainer.freeze()
-    trainer.fit()
-    stage = mu.Stage("s", 5, guided=True, patience=1)
-    trainer._best, trainer._stale, trainer._stale_any, trainer._dropped = {"intent_accuracy": 0.9, "slot_f1": 0.5}, {}, 0, set()
-    assert trainer._decide(stage, {"intent_accuracy": 0.8, "slot_f1": 0.6}, {}, last=True) is None
-    assert trainer.lr_scale == {"intent_head": 0.5}
-    lrs = {g["name"]: g["initial_lr"] for g in trainer.optimizer.param_groups}
-    assert lrs["intent_head/decay"] == pytest.approx(5e-4) and lrs["slot_head/decay"] == pytest.approx(1e-3)
-    assert "intent_accuracy stalled for 1 epoch(s) while slot_f1 improved: intent_head lr x0.5" in trainer.history.log[-1]
-    assert trainer._decide(stage, {"intent_accuracy": 0.8, "slot_f1": 0.7}, {}, last=True) is None
-    assert trainer.lr_scale == {"intent_head": 0.5}                  # once a stage, not again
-    assert trainer._decide(stage, {"intent_accuracy": 0.8, "slot_f1": 0.6}, {}, last=True) == "stop"
+    trainer.fit(stages=[mu.Stage("s", 3, guided=True, patience=1)])
+    assert trainer.lr_scale == {"intent_head": 0.5} and policy.dropped == {"intent_head"}
+    log = "\n".join(trainer.history.log)
+    assert "intent_accuracy stalled for 1 epoch(s) while slot_f1 improved: intent_head lr x0.5" in log
+    assert "no task improved for 1 epoch(s): stop (early stopping)" in log
+    steps = trainer.history.steps
+    per_epoch = len(steps) // 3
+    first, after = steps[per_epoch], steps[per_epoch * 2]                # same schedule position ratio check
+    total = len(steps)
+    for s in (first, after):
+        f = (total - (s["step"] - 1)) / total
+        assert s["lr"]["slot_head/decay"] == pytest.approx(1e-3 * f)
+    assert first["lr"]["intent_head/decay"] == pytest.approx(1e-3 * (total - per_epoch) / total)
+    assert after["lr"]["intent_head/decay"] == pytest.approx(0.5e-3 * (total - 2 * per_epoch) / total)
 
 
-def test_encoder_epoch_budget_spans_stages(small):
-    model, tokenizer, data, _ = small
+def test_encoder_epoch_budget_spans_stages(tiny):
+    model, tokenizer, data, _ = tiny
     trainer = mu.Trainer(model, data, tokenizer, mu.TrainConfig(**CFG))
     history = trainer.fit(stages=[mu.Stage("heads", 2, freeze=("backbone",)),
                                   mu.Stage("top2", 2, unfreeze=("layer.4", "layer.5")),
@@ -210,8 +243,8 @@ def test_encoder_epoch_budget_spans_stages(small):
     assert trainer.history.steps[-1]["lr"]["layer.0/decay"] == pytest.approx(1e-4 / 4)   # step 4 of 4
 
 
-def test_all_frozen_trains_nothing(small):
-    model, tokenizer, data, _ = small
+def test_all_frozen_trains_nothing(tiny):
+    model, tokenizer, data, _ = tiny
     mu.apply_preset(model, "all-frozen")
     before = snapshot(model)
     trainer = mu.Trainer(model, data, tokenizer, mu.TrainConfig(epochs=1, **CFG))
@@ -220,8 +253,8 @@ def test_all_frozen_trains_nothing(small):
     assert all(torch.equal(p.cpu(), before[n]) for n, p in model.named_parameters())
 
 
-def test_differential_and_layerwise_learning_rates(small):
-    model, *_ = small
+def test_differential_and_layerwise_learning_rates(tiny):
+    model, *_ = tiny
     opt = mu.configure_optimizer(model, lr_encoder=1e-5, lr_heads=5e-5, layer_decay=0.5, verbose=False)
     lrs = {g["block"]: g["lr"] for g in opt.param_groups}
     assert lrs["intent_head"] == lrs["slot_head"] == 5e-5
@@ -250,8 +283,8 @@ def test_adamw_moves_a_frozen_weight_only_if_it_holds_a_gradient():
         assert torch.equal(w, before) != moves
 
 
-def test_history_round_trip_and_determinism(small, tmp_path):
-    model, tokenizer, data, _ = small
+def test_history_round_trip_and_determinism(tiny, tmp_path):
+    model, tokenizer, data, _ = tiny
     runs = []
     for _ in range(2):
         t = mu.Trainer(copy.deepcopy(model), data, tokenizer, mu.TrainConfig(epochs=1, device="cpu", **CFG))
@@ -263,8 +296,8 @@ def test_history_round_trip_and_determinism(small, tmp_path):
     assert back.steps == runs[0].steps and back.log == runs[0].log
 
 
-def test_probe_gives_a_frozen_head_trained_values(small):
-    model, tokenizer, data, _ = small
+def test_probe_gives_a_frozen_head_trained_values(tiny):
+    model, tokenizer, data, _ = tiny
     init = model.intent_head[1].weight.detach().cpu().clone()
     trainer = mu.Trainer(model, data, tokenizer, mu.TrainConfig(epochs=1, **CFG))
     probe_heads(trainer, 1)
@@ -276,8 +309,8 @@ def test_probe_gives_a_frozen_head_trained_values(small):
     assert torch.equal(model.intent_head[1].weight.cpu(), warmed)
 
 
-def test_keep_task_labels_and_masked_loss(small):
-    model, tokenizer, data, _ = small
+def test_keep_task_labels_and_masked_loss(tiny):
+    model, tokenizer, data, _ = tiny
     part = mu.keep_task_labels(data["train"], "slots", 0.25, seed=1)
     labelled = [any(x != -100 for x in row) for row in part["slot_labels"]]
     assert sum(labelled) == 16                                      # 25% of 64

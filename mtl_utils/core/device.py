@@ -2,6 +2,8 @@
 
     device = pick_device("auto")            # cuda when a GPU is visible, else cpu
     precision = pick_precision(device)      # bf16, fp16 (+ GradScaler) or fp32: one function decides
+    with precision.autocast(device): ...    # the one autocast context (training, evaluation, caching)
+    scaler = precision.grad_scaler(device)  # a GradScaler, enabled only for fp16: one path for all
 
 Precision by capability:
 - a GPU with bf16 (Ampere and newer: A100, L4, H100): bf16 autocast. bf16 has float32's
@@ -35,19 +37,35 @@ def pick_device(device="auto"):
 class Precision:
     name: str                  # "bf16", "fp16" or "fp32"
     dtype: torch.dtype | None  # the autocast dtype; None = no autocast
-    scaler: bool               # fp16 needs a GradScaler
+    loss_scaling: bool         # fp16 needs a GradScaler
 
     def autocast(self, device):
+        """The autocast context of this precision (a no-op for fp32)."""
         return torch.autocast(device.type, dtype=self.dtype, enabled=self.dtype is not None)
 
+    def grad_scaler(self, device):
+        """A GradScaler that scales only for fp16; for bf16 and fp32 its calls pass through."""
+        return torch.amp.GradScaler(device.type, enabled=self.loss_scaling)
 
-def pick_precision(device, amp=True):
-    """The one decision about numeric precision (see the module doc)."""
-    if device.type != "cuda" or not amp:
-        return Precision("fp32", None, False)
-    if torch.cuda.is_bf16_supported():
-        return Precision("bf16", torch.bfloat16, False)
-    return Precision("fp16", torch.float16, True)
+
+PRECISIONS = {"fp32": Precision("fp32", None, False), "bf16": Precision("bf16", torch.bfloat16, False),
+              "fp16": Precision("fp16", torch.float16, True)}
+
+
+def pick_precision(device, precision="auto"):
+    """The one decision about numeric precision (see the module doc). "auto" decides by the
+    device's capability; fp16 or bf16 can be forced on a GPU (fp16 on an H100 runs the T4's path)."""
+    if precision not in ("auto", *PRECISIONS):
+        raise MTLError(f"unknown precision {precision!r}; use auto, fp32, bf16 or fp16")
+    if device.type != "cuda":
+        if precision in ("bf16", "fp16"):
+            raise MTLError(f"--precision {precision} needs a CUDA GPU; on a CPU use fp32 (or auto)")
+        return PRECISIONS["fp32"]
+    if precision != "auto":
+        if precision == "bf16" and not torch.cuda.is_bf16_supported():
+            raise MTLError("this GPU has no bf16 (a T4 or V100): use --precision fp16 (or auto)")
+        return PRECISIONS[precision]
+    return PRECISIONS["bf16"] if torch.cuda.is_bf16_supported() else PRECISIONS["fp16"]
 
 
 def device_name(device):

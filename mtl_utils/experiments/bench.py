@@ -36,14 +36,14 @@ def _sync(device):
 
 def run_mode(mode, max_train, batch_size, device, seed=0):
     """Time one epoch of one mode, in this process. Returns a dict of measurements."""
-    from .common import run_size
-    from .data import encode, load_data
-    from .device import device_name, peak_memory
-    from .freezing import freeze, freeze_bottom
-    from .model import build_model
-    from .training import TrainConfig, Trainer
+    from ..core.config import TrainConfig, budget
+    from ..core.data import encode, load_data
+    from ..core.device import device_name, peak_memory
+    from ..core.freezing import freeze, freeze_bottom
+    from ..core.model import build_model
+    from ..core.training import Trainer
     frozen, cache = MODES[mode]
-    dsd, labels = load_data(seed=seed, max_train=max_train, max_eval=run_size(gpu=False).max_eval)
+    dsd, labels = load_data(seed=seed, max_train=max_train, max_eval=budget().max_eval)
     model, tokenizer = build_model(labels, seed=seed)
     data = encode(dsd, tokenizer, labels)
     if frozen == "backbone":
@@ -71,10 +71,11 @@ def run_mode(mode, max_train, batch_size, device, seed=0):
 
 
 def bench(max_train=None, batch_size=None, device="auto", seed=0, modes=None):
-    from .common import MTLError, run_size
-    from .device import peak_tflops, pick_device
+    from ..core.common import MTLError
+    from ..core.config import budget
+    from ..core.device import peak_tflops, pick_device
     dev = pick_device(device)
-    size = run_size(gpu=dev.type == "cuda", notebook=True)
+    size = budget()
     max_train = max_train or size.max_train
     batch_size = batch_size or size.batch_size
     modes = modes or list(MODES)

@@ -13,13 +13,12 @@ This file knows nothing about models or freezing.
 """
 import json
 import random
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from .common import MTLError
+from .common import MTLError, log
 
 # ----------------------------------------------------------------------------- your own data
 def read_jsonl(path):
@@ -168,8 +167,7 @@ def _check_against_train(splits, labels):
             seen = {x for ex in examples for x in (ex[key] if key == "tags" else [ex[key]])}
             unseen = sorted(seen - set(vocab))
             if unseen:
-                print(f"note: {split} has {key} never seen in training, scored as wrong: {unseen[:5]}",
-                      file=sys.stderr)
+                log.warning(f"note: {split} has {key} never seen in training, scored as wrong: {unseen[:5]}")
 
 
 def _split(train, n_val, seed, stratify):
@@ -255,6 +253,10 @@ def batch_order(lengths, batch_size, shuffle=False, seed=0):
     else:
         order = list(range(len(lengths)))
     return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def to_device(batch, device):
+    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
 
 
 def make_loader(ds, tokenizer, batch_size, shuffle=False, seed=0):

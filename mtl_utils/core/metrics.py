@@ -5,9 +5,14 @@
   type and its exact span are right);
 - frame accuracy: share of sentences with the intent AND every word's tag right.
 A task the data does not have gets None. Gold labels the model has no id for (never seen
-in training) are compared as strings, so they count as wrong, never as skipped.
+in training) are compared as strings, so they count as wrong, never as skipped. Words past
+the tokenizer's window get no prediction of their own: `fill_words` tags them "O" and says
+how many there were, so that nothing is skipped silently.
 """
 import torch
+
+from .data import to_device
+from .model import evaluating
 
 
 def task_metrics(gold_intents, pred_intents, gold_tags, pred_tags):
@@ -27,21 +32,38 @@ def task_metrics(gold_intents, pred_intents, gold_tags, pred_tags):
     return out
 
 
+def fill_words(tags, n_words):
+    """Complete each sentence's predicted tags to its number of words: words past the
+    tokenizer's window were never seen by the model and get "O". Returns (tags, past), past =
+    {sentence index: number of such words} (empty when every word was seen)."""
+    filled, past = [], {}
+    for i, (t, n) in enumerate(zip(tags, n_words)):
+        if len(t) < n:
+            past[i] = n - len(t)
+        filled.append(list(t) + ["O"] * (n - len(t)))
+    return filled, past
+
+
+def describe_past(past, where):
+    """One line about the words past the window, for the log ('' when there were none)."""
+    if not past:
+        return ""
+    shown = ", ".join(f"{i} ({n})" for i, n in list(past.items())[:5]) + (", ..." if len(past) > 5 else "")
+    return (f"note: {sum(past.values())} word(s) of {len(past)} {where} sentence(s) lay past the tokenizer's window "
+            f"and were tagged O without a prediction of their own; sentence (words): {shown}")
+
+
 @torch.no_grad()
-def predict_batches(model, batches, device, precision=None, forward=None):
+def predict_batches(model, batches, device, precision=None):
     """Word-level predictions for every sentence of a loader (or of cached batches, caching.py):
     (intents, tag lists). Each word takes the tag predicted on its first subword."""
-    from .caching import forward as plain_or_cached
-    from .model import evaluating
-    forward = forward or plain_or_cached
     intents, tags = [], []
     with evaluating(model):
         for batch in batches:
             batch = to_device(batch, device)
             inputs = {k: v for k, v in batch.items() if k not in ("slot_labels", "intent_label")}
-            with torch.autocast(device.type, dtype=precision.dtype if precision else None,
-                                enabled=bool(precision and precision.dtype)):
-                out = forward(model, inputs)
+            with (precision.autocast(device) if precision else torch.autocast(device.type, enabled=False)):
+                out = model(**inputs)
             if "intent_logits" in out:
                 intents += [model.intent_labels[i] for i in out["intent_logits"].argmax(-1).tolist()]
             if "slot_logits" in out:
@@ -54,19 +76,17 @@ def predict_batches(model, batches, device, precision=None, forward=None):
     return (intents or None), (tags or None)
 
 
-def to_device(batch, device):
-    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
-
-
 def score(split, intents, tags):
-    """Score word-level predictions against an encoded split's word-level labels."""
+    """Score word-level predictions against an encoded split's word-level labels. Returns
+    (metrics, past): past as in fill_words."""
+    past = {}
     gold_tags = split["tags"] if tags is not None else None
-    if tags is not None:   # words past the tokenizer's max_length were never seen: predict "O"
-        tags = [t + ["O"] * (len(g) - len(t)) for t, g in zip(tags, gold_tags)]
+    if tags is not None:
+        tags, past = fill_words(tags, [len(g) for g in gold_tags])
     gold_intents = split["intent"] if intents is not None else None
-    return task_metrics(gold_intents, intents, gold_tags, tags)
+    return task_metrics(gold_intents, intents, gold_tags, tags), past
 
 
 def evaluate(model, batches, split, device, precision=None):
-    """Predict a whole encoded split (batches in the split's order) and score it."""
-    return score(split, *predict_batches(model, batches, device, precision))
+    """Predict a whole encoded split (batches in the split's order) and score it (metrics only)."""
+    return score(split, *predict_batches(model, batches, device, precision))[0]

@@ -7,7 +7,7 @@ layer up lighter (viridis), the intent head red, the slot head orange.
 import matplotlib.pyplot as plt
 from matplotlib.ticker import MaxNLocator
 
-from .freezing import count_params
+from ..core.freezing import count_params
 
 _DEPTH = plt.get_cmap("viridis")
 MARKERS = "osD^vP*Xh<>"
@@ -110,21 +110,6 @@ def plot_learning_curves(histories, metric_keys=("intent_accuracy", "slot_f1"), 
         ax.grid(alpha=0.3)
     axes[-1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     return axes
-
-
-def plot_losses(history, ax=None, title="training loss per task"):
-    ax = _ax(ax)
-    steps = [s["step"] for s in history.steps]
-    for key, color in (("intent_loss", block_color("intent_head")), ("slot_loss", block_color("slot_head"))):
-        if history.steps and key in history.steps[0]:
-            ax.plot(steps, [s[key] for s in history.steps], label=key, lw=1, color=color)
-    _stage_lines(history, ax)
-    ax.set_xlabel("optimizer step")
-    ax.set_ylabel("cross-entropy (log scale)")
-    ax.set_yscale("log")
-    ax.legend()
-    ax.set_title(title)
-    return ax
 
 
 def plot_lrs(history, ax=None, title="learning rate of each block"):

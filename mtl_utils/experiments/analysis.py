@@ -15,31 +15,31 @@ from collections import Counter
 
 import torch
 
-from .data import make_loader
-from .metrics import task_metrics, to_device
-from .model import evaluating
+from ..core.data import make_loader, to_device
+from ..core.metrics import fill_words, task_metrics
+from ..core.model import evaluating, mean_pool
 
 
 @torch.no_grad()
-def encode_split(encoder, split, tokenizer, device, layers=False, batch_size=128):
-    """Run an encoder (moved to `device`) over an encoded split. Returns per sentence mean-pooled vectors, the
-    first-subword vectors of every word (flat, in word order), and optionally every layer's
-    token vectors (a list over layers of [n_tokens, hidden], padding removed)."""
-    sentences, words, per_layer = [], [], []
+def encode_split(encoder, split, tokenizer, device, layers=False, tokens=False, batch_size=128):
+    """Run an encoder (moved to `device`) over an encoded split. Returns {"sentences": mean-pooled
+    sentence vectors, "words": the first-subword vector of every word (flat, in word order)},
+    each a list over layers (the embeddings' output, then each layer; only the last one unless
+    layers=True), and with tokens=True also "tokens": every layer's token vectors (padding removed)."""
+    out = {"sentences": [], "words": [], "tokens": [] if tokens else None}
     with evaluating(encoder.to(device)):      # every module's mode put back: frozen blocks stay in eval
         for batch in make_loader(split, tokenizer, batch_size):
             batch = to_device(batch, device)
-            out = encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                          output_hidden_states=layers)
-            mask = batch["attention_mask"].unsqueeze(-1).float()
-            h = out.last_hidden_state.float()
-            sentences.append((h * mask).sum(1) / mask.sum(1))
-            words.append(h[batch["word_start"].bool()])
-            if layers:
-                keep = batch["attention_mask"].bool()
-                per_layer.append([x.float()[keep].cpu() for x in out.hidden_states])
-    return (torch.cat(sentences).cpu(), torch.cat(words).cpu(),
-            [torch.cat(x) for x in zip(*per_layer)] if layers else None)
+            result = encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                             output_hidden_states=layers or tokens)
+            hs = result.hidden_states if layers or tokens else (result.last_hidden_state,)
+            mask, starts = batch["attention_mask"], batch["word_start"].bool()
+            chosen = hs if layers else hs[-1:]
+            out["sentences"].append([mean_pool(h.float(), mask).cpu() for h in chosen])
+            out["words"].append([h.float()[starts].cpu() for h in chosen])
+            if tokens:
+                out["tokens"].append([h.float()[mask.bool()].cpu() for h in hs])
+    return {k: [torch.cat(x) for x in zip(*v)] if v is not None else None for k, v in out.items()}
 
 
 def _centroids(vectors, labels, vocab):
@@ -61,8 +61,8 @@ def _nearest(train_vectors, train_labels, test_vectors, vocab):
 def nearest_centroid(encoder, data, tokenizer, labels, device, train="train", test="test", predictions=False):
     """Training-free readout on a frozen encoder: intent accuracy, slot F1, frame accuracy.
     With predictions=True also returns (predicted intents, predicted tag lists)."""
-    s_train, w_train, _ = encode_split(encoder, data[train], tokenizer, device)
-    s_test, w_test, _ = encode_split(encoder, data[test], tokenizer, device)
+    a, b = encode_split(encoder, data[train], tokenizer, device), encode_split(encoder, data[test], tokenizer, device)
+    s_train, w_train, s_test, w_test = a["sentences"][-1], a["words"][-1], b["sentences"][-1], b["words"][-1]
     pred_intents = pred_tags = gold_intents = gold_tags = None
     if labels.intents:
         pred_intents = _nearest(s_train, data[train]["intent"], s_test, labels.intents)
@@ -72,10 +72,10 @@ def nearest_centroid(encoder, data, tokenizer, labels, device, train="train", te
         flat = _nearest(w_train, seen, w_test, labels.tags)
         gold_tags = data[test]["tags"]
         pred_tags, at = [], 0
-        for ws, gold in zip(data[test]["word_start"], gold_tags):
-            k = sum(ws)
-            pred_tags.append(flat[at:at + k] + ["O"] * (len(gold) - k))
-            at += k
+        for ws in data[test]["word_start"]:
+            pred_tags.append(flat[at:at + sum(ws)])
+            at += sum(ws)
+        pred_tags, _ = fill_words(pred_tags, [len(g) for g in gold_tags])
     metrics = task_metrics(gold_intents, pred_intents, gold_tags, pred_tags)
     return (metrics, (pred_intents, pred_tags)) if predictions else metrics
 
@@ -83,13 +83,11 @@ def nearest_centroid(encoder, data, tokenizer, labels, device, train="train", te
 def layer_readout(encoder, train_split, test_split, tokenizer, labels, device):
     """Intent accuracy of a nearest-centroid readout on each layer's mean-pooled tokens
     (index 0 = the embeddings' output, then one entry per layer)."""
-    def pooled(split):
-        _, _, hs = encode_split(encoder, split, tokenizer, device, layers=True)
-        lens = [len(x) for x in split["input_ids"]]
-        return [torch.stack([h.mean(0) for h in x.split(lens)]) for x in hs]
+    train = encode_split(encoder, train_split, tokenizer, device, layers=True)["sentences"]
+    test = encode_split(encoder, test_split, tokenizer, device, layers=True)["sentences"]
     return [task_metrics(test_split["intent"], _nearest(a, train_split["intent"], b, labels.intents),
                          None, None)["intent_accuracy"]
-            for a, b in zip(pooled(train_split), pooled(test_split))]
+            for a, b in zip(train, test)]
 
 
 def linear_cka(x, y):
@@ -102,16 +100,15 @@ def linear_cka(x, y):
 
 def layer_cka(encoder_a, encoder_b, split, tokenizer, device):
     """CKA per layer (embeddings output, then each layer) between two encoders."""
-    _, _, a = encode_split(encoder_a, split, tokenizer, device, layers=True)
-    _, _, b = encode_split(encoder_b, split, tokenizer, device, layers=True)
+    a = encode_split(encoder_a, split, tokenizer, device, tokens=True)["tokens"]
+    b = encode_split(encoder_b, split, tokenizer, device, tokens=True)["tokens"]
     return [linear_cka(x.double(), y.double()) for x, y in zip(a, b)]
 
 
 def neighbour_overlap(encoder_a, encoder_b, split, tokenizer, device, k=10):
     """Mean share of each sentence's k nearest neighbours that both encoders agree on."""
     def knn(encoder):
-        s, _, _ = encode_split(encoder, split, tokenizer, device)
-        s = torch.nn.functional.normalize(s, dim=-1)
+        s = torch.nn.functional.normalize(encode_split(encoder, split, tokenizer, device)["sentences"][-1], dim=-1)
         sim = s @ s.T
         sim.fill_diagonal_(-2)
         return sim.topk(k, dim=1).indices
