@@ -77,15 +77,19 @@ def test_all_frozen_from_a_saved_model_trains_nothing(smoke, capsys, tmp_path):
 def test_frozen_head_says_where_its_values_come_from(smoke, capsys):
     code, out, err = main(capsys, "train", "--scenario", "intent-head-frozen", "--quiet")
     res = last_json(out)
-    assert res["frozen_head_source"] == {"intent_head": "1-epoch probe of both heads on the frozen backbone"}
-    assert res["warmup_seconds"] >= 0 and res["stage_epochs"] == {"probe": 1, "fit": 1}
+    probe = res["stage_epochs"]["probe"]
+    assert res["frozen_head_source"] == {"intent_head": f"probe of both heads on the frozen backbone ({probe} epoch(s))"}
+    assert res["probe_seconds"] >= 0 and 4 <= probe <= 60 and res["stage_epochs"]["fit"] == 1   # to its plateau
+    code, out, err = main(capsys, "train", "--scenario", "intent-head-frozen", "--quiet", "--probe-epochs", "1",
+                          "--probe-patience", "0")
+    assert last_json(out)["stage_epochs"] == {"probe": 1, "fit": 1}                          # a fixed probe
 
 
 def test_same_seed_same_metrics(smoke, capsys):
     a = last_json(main(capsys, "train", "--scenario", "full", "--quiet", "--seed", "3", "--device", "cpu")[1])
     b = last_json(main(capsys, "train", "--scenario", "full", "--quiet", "--seed", "3", "--device", "cpu")[1])
     for r in (a, b):                         # wall-clock time and memory are measurements, not results
-        for key in ("train_seconds", "warmup_seconds", "peak_mem_mb", "date"):
+        for key in ("train_seconds", "probe_seconds", "peak_mem_mb", "date"):
             r.pop(key)
     assert a == b
 
@@ -106,7 +110,7 @@ def test_intent_only_jsonl_trains_the_intent_head(smoke, capsys, tmp_path):
     (tmp_path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     (tmp_path / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:4]))
     code, out, err = main(capsys, "train", "--scenario", "lp-ft", "--data", str(tmp_path), "--format", "jsonl",
-                          "--warmup-epochs", "30", "--lr-heads", "0.05", "--epochs", "3", "--quiet")
+                          "--probe-epochs", "30", "--lr-heads", "0.05", "--epochs", "3", "--quiet")
     res = last_json(out)
     assert res["slot_f1"] is None and res["tasks"] == ["intent"] and res["intent_accuracy"] == 1.0
 

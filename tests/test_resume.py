@@ -8,7 +8,7 @@ import mtl_utils as mu
 from mtl_utils.core import resume
 from mtl_utils.tools import cli
 
-MEASURED = ("train_seconds", "warmup_seconds", "peak_mem_mb", "date")     # wall-clock and memory: not results
+MEASURED = ("train_seconds", "probe_seconds", "peak_mem_mb", "date")     # wall-clock and memory: not results
 
 
 def train(capsys, *argv):

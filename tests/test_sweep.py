@@ -20,7 +20,7 @@ def test_results_file_schema(results):
     for key in ("command", "package_version", "commit", "date", "device", "device_name", "torch", "transformers",
                 "seeds", "max_train", "epochs", "arms"):
         assert key in p, key
-    assert len(p["seeds"]) >= 3 and set(p["arms"]) == set(sweep.HEADLINE)
+    assert len(p["seeds"]) >= 3 and set(p["arms"]) <= set(sweep.ARMS)
     runs = results["runs"]
     assert {(r["arm"], r["seed"]) for r in runs} == {(a, s) for a in p["arms"] for s in p["seeds"]}
     for r in runs:
@@ -78,6 +78,7 @@ def test_resume_keeps_unchanged_arms_and_reruns_changed_ones(tmp_path, monkeypat
         return type("R", (), {"returncode": 0, "stdout": line + "\n", "stderr": ""})()
     monkeypatch.setattr(sweep.subprocess, "run", fake_run)
     monkeypatch.setattr(sweep, "ARMS", {"a": {"scenario": "full"}, "b": {"scenario": "lp-ft"}})
+    monkeypatch.setattr(sweep, "_commit", lambda: "abc1234")                  # a clean tree
     out = tmp_path / "s.json"
     sweep.run(["a", "b"], seeds=(0, 1), max_train=10, epochs=1, device="cpu", out=out, echo=lambda *_: None)
     assert len(calls) == 4
@@ -109,3 +110,18 @@ def test_paired_comparison_uses_the_seed_by_seed_differences():
     assert not sweep.compare(s, "a", "b")[1]                   # the same gap unpaired: inside the seeds' spread
     with pytest.raises(sweep.MTLError, match="share 1 seed"):
         sweep.paired({"runs": runs[:1] + runs[3:4]}, "a", "b")
+
+
+def test_a_sweep_refuses_uncommitted_code_unless_told(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(sweep, "_commit", lambda: "abc1234+changes")
+    monkeypatch.setattr(sweep.subprocess, "run", lambda cmd, **kw: calls.append(cmd) or type(
+        "R", (), {"returncode": 0, "stdout": json.dumps({"scenario": "full", "seed": 0, "intent_accuracy": 0.9,
+                                                          "slot_f1": 0.5, "train_seconds": 1}), "stderr": ""})())
+    monkeypatch.setattr(sweep, "ARMS", {"a": {"scenario": "full"}})
+    with pytest.raises(sweep.MTLError, match="uncommitted changes"):
+        sweep.run(["a"], seeds=(0,), device="cpu", out=tmp_path / "s.json", echo=lambda *_: None)
+    assert calls == []
+    results = sweep.run(["a"], seeds=(0,), device="cpu", out=tmp_path / "s.json", echo=lambda *_: None,
+                        allow_dirty=True)
+    assert results["runs"][0]["commit"] == "abc1234+changes"                  # marked

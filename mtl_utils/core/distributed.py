@@ -60,6 +60,9 @@ class Processes:
         """Predictions of every process's rows, in the split's order."""
         return intents, tags
 
+    def close(self, trainer):
+        """The end of a run (several processes: release the wrapper, then the process group)."""
+
 
 class MultiProcesses(Processes):
     """Several processes through accelerate (see the module doc)."""
@@ -85,8 +88,8 @@ class MultiProcesses(Processes):
         if trainable == self.prepared_for and net is not model:
             return net
         self.prepared_for = trainable
-        if net is not model:
-            self.accelerator._models = [m for m in self.accelerator._models if m is not net]
+        # accelerate keeps every prepared module in a list; the old wrapper is dropped with its hooks
+        self.accelerator._models = [m for m in self.accelerator._models if m is not model and m is not net]
         if not trainable:
             return model                  # nothing trains: nothing to average
         return self.accelerator.prepare_model(model)       # DDP over the parameters that train now
@@ -114,6 +117,19 @@ class MultiProcesses(Processes):
         return ([i for i, _ in ordered] if intents is not None else None,
                 [t for _, t in ordered] if tags is not None else None)
 
+    def close(self, trainer):
+        # a live DDP wrapper at interpreter exit can abort gloo's worker thread (SIGABRT): drop it
+        # first, wait for every process, then take the process group down
+        import gc
+
+        import torch.distributed as dist
+        trainer.net = trainer.model
+        self.accelerator._models.clear()
+        gc.collect()
+        if dist.is_initialized():
+            dist.barrier()
+            dist.destroy_process_group()
+
 
 def check_sizes(data, world):
     """One-line errors for a launch the data cannot feed."""
@@ -121,3 +137,4 @@ def check_sizes(data, world):
         if split in data and len(data[split]) < world:
             raise MTLError(f"{world} processes but only {len(data[split])} {split} sentences: each process needs "
                            f"at least one; launch fewer processes (--nproc_per_node) or use more data")
+

@@ -2,15 +2,25 @@
 
 Budget: `epochs` (3 by default) is the number of epochs in which encoder weights train.
 Heads-only epochs on the frozen, cached encoder come on top: one of them costs about 1% of a
-full epoch, after a one-time pass that builds the cache. Scenarios that start with such a
-probe report its time apart, as `warmup_seconds`.
+full epoch, after a one-time pass that builds the cache.
 
-    all-frozen          a 1-epoch probe gives the heads values, then nothing trains
+The probe: scenarios that freeze a head, or fine-tune from trained heads, first train both
+heads on the frozen encoder *to their plateau* (the plateau rule below), so that a frozen
+head holds the best values a probe can give it and every such arm starts from the same state.
+Its time is reported apart, as `probe_seconds`.
+
+The plateau rule (one for every arm "to plateau"): a validation-guided fit that stops when no
+task's validation metric improved for `patience` = 3 epochs, at most 60 epochs where only the
+heads train and 20 where the encoder trains (an encoder epoch costs 20-70x a heads-only one
+on the cache); the learning-rate schedule is planned over that maximum.
+
+    all-frozen          the probe gives the heads values, then nothing trains
     backbone-frozen     both heads train on the frozen encoder
     intent-head-frozen  after the probe the intent head is frozen; encoder + slot head train
     slot-head-frozen    the reverse
     lp-ft               linear probing, then fine-tuning (Kumar et al. 2022): the probe, then all trains
     full                everything trains from the start
+    top-k               the top k layers and both heads train (k = 0: backbone-frozen; all: full)
     progressive         validation-guided: heads to their plateau, then the top 2 layers, then all
     ulmfit              gradual unfreezing, one layer group more per epoch from the top (Howard & Ruder 2018)
     bitfit              only the encoder's bias terms and the heads train (Ben Zaken et al. 2022)
@@ -18,6 +28,10 @@ probe report its time apart, as `warmup_seconds`.
 
     result, trainer = run_scenario("lp-ft", dsd, labels, TrainConfig(epochs=3))
     result, trainer = run_scenario(RunOptions("lora", lora_rank=4), dsd, labels, config)
+
+A run whose training collapsed says so in one warning line (validation intent accuracy within
+0.05 of always answering the most frequent intent, or slot F1 below 0.05), and its result
+carries the reason in `collapsed`.
 """
 import datetime
 import platform
@@ -26,41 +40,56 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from ..core.common import MTLError
+from ..core.common import MTLError, log
 from ..core.config import Stage
+
+
+PLATEAU = {"patience": 3, "heads_epochs": 60, "encoder_epochs": 20}
 
 
 @dataclass
 class Scenario:
     about: str
-    preset: str = "full"                       # the freeze state it trains in (freezing.PRESETS)
-    probe: bool = False                        # a heads-only epoch first, so that a frozen head holds trained values
-    stages: object = None                      # (model, epochs) -> [Stage]; None: one stage of `epochs`
+    preset: object = "full"                    # the freeze state it trains in: a freezing.PRESETS name or fn(model, opts)
+    probe: bool = False                        # heads to their plateau first (see the module doc)
+    stages: object = None                      # (model, config) -> [Stage]; None: one stage of `epochs`
     budget: bool = False                       # cap the encoder epochs at `epochs` across its stages
 
 
-def progressive_stages(model, epochs):
+def progressive_stages(model, config):
     """Heads to their validation plateau (cheap: the encoder is cached), then the top two
-    layers, then everything; each stage ends when no task improved for its patience."""
-    return [Stage("heads", 60, freeze=("backbone",), guided=True, patience=2),
+    layers, then everything; each stage ends when no task improved for its patience (2, 1, 1;
+    or config.patience for all three when it is set)."""
+    epochs, p = config.epochs, config.patience
+    return [Stage("heads", PLATEAU["heads_epochs"], freeze=("backbone",), guided=True, patience=p or 2),
             Stage("top2+heads", max(1, epochs - 1), unfreeze=tuple(model.layer_blocks()[-2:]), guided=True,
-                  patience=1),
-            Stage("full", epochs, unfreeze=("all",), guided=True, patience=1)]
+                  patience=p or 1),
+            Stage("full", epochs, unfreeze=("all",), guided=True, patience=p or 1)]
 
 
-def ulmfit_stages(model, epochs):
+def ulmfit_stages(model, config):
     """One epoch of the heads, then one layer group more per epoch from the top (groups of two
-    layers; the last group also holds the embeddings), then everything for the rest."""
+    layers; the last group also holds the embeddings), then everything for the rest (guided by
+    validation when config.patience is set)."""
     layers = model.layer_blocks()
     return [Stage("heads", 1, freeze=("backbone",)),
             Stage("+" + "+".join(layers[-2:]), 1, unfreeze=tuple(layers[-2:])),
             Stage("+" + "+".join(layers[-4:-2]), 1, unfreeze=tuple(layers[-4:-2])),
-            Stage("all", max(1, epochs - 2), unfreeze=("all",))]
+            Stage("all", max(1, config.epochs - 2), unfreeze=("all",), guided=config.patience > 0)]
+
+
+def top_k(model, opts):
+    """The top k layers and both heads train; the embeddings only when k is every layer."""
+    from ..core.freezing import freeze_bottom, set_frozen
+    n = len(model.layer_blocks())
+    if not 0 <= opts.top_k <= n:
+        raise MTLError(f"--top-k {opts.top_k}: the encoder has {n} layers; choose 0 to {n}")
+    set_frozen(model, []) if opts.top_k == n else freeze_bottom(model, n - opts.top_k)
 
 
 SCENARIOS = {
-    "all-frozen": Scenario("a 1-epoch probe gives the heads values, then nothing trains", "all-frozen", probe=True,
-                           stages=lambda m, e: []),
+    "all-frozen": Scenario("the probe gives the heads values, then nothing trains", "all-frozen", probe=True,
+                           stages=lambda m, c: []),
     "backbone-frozen": Scenario("both heads train on the frozen encoder", "backbone-frozen"),
     "intent-head-frozen": Scenario("after the probe the intent head is frozen; encoder + slot head train",
                                    "intent-head-frozen", probe=True),
@@ -68,6 +97,7 @@ SCENARIOS = {
                                  "slot-head-frozen", probe=True),
     "lp-ft": Scenario("linear probing, then fine-tuning: the probe, then everything trains", "full", probe=True),
     "full": Scenario("everything trains from the start", "full"),
+    "top-k": Scenario("the top k layers and both heads train", top_k),
     "progressive": Scenario("validation-guided: heads to their plateau, the top 2 layers, then all",
                             stages=progressive_stages, budget=True),
     "ulmfit": Scenario("gradual unfreezing: one layer group more per epoch from the top", stages=ulmfit_stages,
@@ -89,7 +119,11 @@ class RunOptions:
     scenario: Literal[tuple(SCENARIOS)] = field(metadata={"help": "one of: " + ", ".join(SCENARIOS)})
     backbone: str | None = field(default=None, metadata={"help": "Hugging Face encoder name or folder"})
     init: str | None = field(default=None, metadata={"help": "start from a saved multi-task model folder"})
-    warmup_epochs: int = field(default=1, metadata={"help": "epochs of the heads-only probe (scenarios with one)"})
+    probe_epochs: int = field(default=PLATEAU["heads_epochs"], metadata={
+        "help": "the heads' probe (scenarios with one): at most this many epochs"})
+    probe_patience: int = field(default=PLATEAU["patience"], metadata={
+        "help": "the probe stops when no task improved for this many epochs (0: it runs all its epochs)"})
+    top_k: int = field(default=2, metadata={"help": "scenario top-k: how many top layers train"})
     slot_label_fraction: float = field(default=1.0, metadata={"help": "keep the slot labels of this share of train"})
     slot_head: Literal["linear", "bilstm"] = field(default="linear", metadata={"help": "the slot head"})
     lora_rank: int = field(default=8, metadata={"help": "LoRA rank (scenario lora)"})
@@ -119,10 +153,26 @@ class DataOptions:
     max_eval: int | None = field(default=None, metadata={"help": "first N of validation and of test"})
 
 
-def probe_heads(trainer, epochs=1):
-    """Linear probing: train both heads for `epochs` on the frozen encoder (cached), so that a
-    head frozen afterwards holds trained values and fine-tuning starts from trained heads."""
-    trainer.fit(stages=[Stage("probe", epochs, freeze=("backbone",))])
+def probe_heads(trainer, epochs=PLATEAU["heads_epochs"], patience=PLATEAU["patience"]):
+    """Linear probing: train both heads on the frozen encoder (cached), to their plateau by
+    default, so that a head frozen afterwards holds trained values and fine-tuning starts from
+    trained heads."""
+    trainer.fit(stages=[Stage("probe", epochs, freeze=("backbone",), guided=patience > 0, patience=patience or None)])
+
+
+def collapsed(metrics, split):
+    """Why a run's training collapsed, or None: validation intent accuracy within 0.05 of always
+    answering the most frequent intent, or slot F1 below 0.05."""
+    from collections import Counter
+    reasons = []
+    if metrics.get("intent_accuracy") is not None:
+        majority = max(Counter(split["intent"]).values()) / len(split)
+        if metrics["intent_accuracy"] < majority + 0.05:
+            reasons.append(f"intent accuracy {metrics['intent_accuracy']:.3f} is within 0.05 of always answering "
+                           f"the most frequent intent ({majority:.3f})")
+    if metrics.get("slot_f1") is not None and metrics["slot_f1"] < 0.05:
+        reasons.append(f"slot F1 {metrics['slot_f1']:.3f} is below 0.05")
+    return "; ".join(reasons) or None
 
 
 def versions():
@@ -169,26 +219,33 @@ def run_scenario(scenario, dsd, labels, config, callbacks=(), resume=None, **opt
         import torch
         torch.cuda.reset_peak_memory_stats()
     if sc.probe and not opts.init:
-        probe_heads(trainer, opts.warmup_epochs)
-        source = f"{opts.warmup_epochs}-epoch probe of both heads on the frozen backbone"
+        probe_heads(trainer, opts.probe_epochs, opts.probe_patience)
+        ran = sum(e["stage"] == "probe" for e in trainer.history.epochs)
+        source = f"probe of both heads on the frozen backbone ({ran} epoch(s))"
     if opts.scenario == "lora":
         from ..core.lora import TARGETS, add_lora
         add_lora(model, opts.lora_rank, opts.lora_layers, tuple(opts.lora_targets or TARGETS))   # freezes the rest
+    elif callable(sc.preset):
+        sc.preset(model, opts)
     else:
         apply_preset(model, sc.preset)
-    trainer.fit(stages=sc.stages(model, config.epochs) if sc.stages else None,
+    trainer.fit(stages=sc.stages(model, config) if sc.stages else None,
                 encoder_epochs=config.epochs if sc.budget else None)
     frozen_heads = [h for h in model.head_blocks() if h in frozen_blocks(model)]
     test = trainer.evaluate("test")
     counts = count_params(model)
     history = trainer.history
-    last = history.epochs[-1] if history.epochs else {}
+    last = history.epochs[-1] if history.epochs else trainer.evaluate("validation")
     probe = [s for s in history.stages if s["stage"] == "probe"]
+    why = collapsed(last, dsd["validation"])
+    if why:
+        log.warning(f"warning: training collapsed ({opts.scenario}): {why} on validation; its numbers describe a "
+                    "failed run (a learning rate too small or too large for this data?)")
     result = {
         "scenario": opts.scenario, **test,
         "validation": {k: last.get(k) for k in ("intent_accuracy", "slot_f1", "frame_accuracy")},
         "train_seconds": round(trainer.train_seconds, 2),
-        "warmup_seconds": round(float(sum(s["cache_seconds"] for s in probe)) +
+        "probe_seconds": round(float(sum(s["cache_seconds"] for s in probe)) +
                                 sum(e["seconds"] for e in history.epochs if e["stage"] == "probe"), 2),
         "trainable_params": sum(t for t, _ in counts.values()),      # in the last stage
         "total_params": sum(a for _, a in counts.values()),
@@ -197,6 +254,7 @@ def run_scenario(scenario, dsd, labels, config, callbacks=(), resume=None, **opt
         "stage_epochs": {s["stage"]: sum(e["stage"] == s["stage"] for e in history.epochs) for s in history.stages},
         "n_train": len(dsd["train"]), "n_validation": len(dsd["validation"]), "n_test": len(dsd["test"]),
         "test_words_past_window": sum(trainer.past.values()),
+        "collapsed": why,
         "tasks": labels.tasks(), "backbone": model.backbone_name,
         "device": str(trainer.device), "precision": trainer.precision.name, "processes": trainer.processes.world,
         **peak_memory(trainer.device),

@@ -87,6 +87,8 @@ def parser():
     s.add_argument("--out", default=None, help="results file (default: notebooks/results/sweep_<device>.json)")
     s.add_argument("--readme", action="store_true", help="only rewrite README.md's results table from --out")
     s.add_argument("--redo", nargs="*", default=None, help="arms to run again although their options did not change")
+    s.add_argument("--allow-dirty", action="store_true",
+                   help="run although the package has uncommitted changes (the runs are marked so)")
     b = sub.add_parser("bench", help="time one epoch per freezing mode, with and without caching")
     b.add_argument("--max-train", type=int, default=None, help="training sentences (default: the notebooks' budget)")
     b.add_argument("--batch-size", type=int, default=None, help="default: the notebooks' budget")
@@ -126,6 +128,11 @@ def train(ns):
         config.progress = False
     main_process = int(os.environ.get("RANK", "0")) == 0        # several processes: the first one speaks
     echo_log(not output.quiet and main_process)
+    if not main_process:
+        import logging
+
+        from ..core.common import log
+        log.setLevel(logging.ERROR)                              # the others keep their warnings to themselves
     smoke = os.environ.get("MTL_SMOKE", "") not in ("", "0")
     sizes = dict(max_train=data.max_train or (BUDGETS["smoke"].max_train if smoke else None),
                  max_eval=data.max_eval or (BUDGETS["smoke"].max_eval if smoke else None))
@@ -136,6 +143,7 @@ def train(ns):
                                    callbacks=[Checkpoints(out / "resume", options)] if out else (),
                                    resume=Path(output.resume) / "resume" if output.resume else None)
     result["data"] = {**asdict(data), **sizes}
+    trainer.processes.close(trainer)
     if not main_process:
         return None
     if out:
