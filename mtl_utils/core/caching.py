@@ -62,19 +62,20 @@ class PrefixCache:
         return not check_weights or prefix_checksum(model, self.k) == self.checksum
 
     @torch.no_grad()
-    def build(self, name, split, device, batch_size=64, precision=None, rows=None):
+    def build(self, name, split, device, batch_size=64, precision=None, rows=None, hidden=None):
         """Run embeddings + layer.0..k-1 once over an encoded split (or only its `rows`, in that
-        order: a process's own share); keep the hidden states."""
+        order: a process's own share); keep the hidden states. `hidden`: those states, already
+        computed elsewhere (one [length, width] tensor a sentence), so that no pass is run twice."""
         with evaluating(self.model):
-            self.splits[name] = self._run(split, device, batch_size, precision, rows)
+            self.splits[name] = self._run(split, device, batch_size, precision, rows, hidden)
         return self
 
-    def _run(self, split, device, batch_size, precision, rows):
+    def _run(self, split, device, batch_size, precision, rows, hidden=None):
         rows = list(range(len(split))) if rows is None else list(rows)
         ids = split.select(rows)["input_ids"] if len(rows) != len(split) else split["input_ids"]
         lengths = torch.tensor([len(x) for x in ids])
-        chunks = []
-        order = torch.argsort(lengths, descending=True)    # similar lengths together: little padding
+        chunks = [] if hidden is None else [(r, h.float().to(device)) for r, h in enumerate(hidden)]
+        order = torch.argsort(lengths, descending=True) if hidden is None else []  # similar lengths: little padding
         for start in range(0, len(order), batch_size):
             part = order[start:start + batch_size].tolist()
             width = int(lengths[part[0]])

@@ -4,6 +4,7 @@
     predict     a saved model's intent and slot tags for your sentences
     sweep       scenarios x seeds through `train`, into one results file (sweep.py)
     bench       epoch time per freezing mode (bench.py)
+    advise      how many top layers to unfreeze, asked of the data before training (advice.py)
     notebooks   execute the series' notebooks: the main job (runner.py)
     publish     write the repository's OWNER/NAME into badges and setup cells (publish.py)
 
@@ -96,6 +97,15 @@ def parser():
     b.add_argument("--modes", nargs="*", default=None, help="modes to time (default: all)")
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--one", default=None, help="==SUPPRESS==")   # internal: run one mode in this process
+    a = sub.add_parser("advise", help="how many top layers to unfreeze: probes and gradient ratios, before training")
+    a.add_argument("--data", default=None, help="data folder (default: SNIPS)")
+    a.add_argument("--format", default="snips", choices=["snips", "jsonl", "conll"], help="data format (default: snips)")
+    a.add_argument("--backbone", default=None, help="Hugging Face encoder name or folder (default: MiniLM)")
+    a.add_argument("--max-train", type=int, default=None, help="training sentences (default: all)")
+    a.add_argument("--sample", type=int, default=1000, help="training sentences the probes read (default: 1000)")
+    a.add_argument("--seed", type=int, default=0, help="seed of the sample and the probes (default: 0)")
+    a.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="(default: auto)")
+    a.add_argument("--figure", default=None, help="also save the figure to this file (png)")
     n = sub.add_parser("notebooks", help="execute the series' notebooks in place (the main job)")
     n.add_argument("paths", nargs="*", help="notebooks to run (default: notebooks/[0-9]*.ipynb)")
     n.add_argument("--only", nargs="*", default=None, help="numbers of the notebooks to run, e.g. --only 02 04")
@@ -185,6 +195,22 @@ def predict(ns):
         print(json.dumps(p) if ns.json else format_prediction(p))
 
 
+def advise(ns):
+    from ..core.common import echo_log
+    from ..core.data import load_data
+    from ..experiments.advice import advise as run
+    echo_log()
+    dsd, labels = load_data(ns.data, ns.format, seed=ns.seed, max_train=ns.max_train)
+    advice = run(dsd, labels, ns.backbone, sample=ns.sample, seed=ns.seed, device=ns.device)
+    print(advice.table())
+    if ns.figure:
+        import matplotlib
+        matplotlib.use("Agg")
+        from .plots import plot_advice
+        plot_advice(advice)[0].figure.savefig(ns.figure, dpi=120, bbox_inches="tight")
+    return advice.to_json()
+
+
 def main(argv=None):
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     ns = parser().parse_args(argv)
@@ -203,6 +229,8 @@ def main(argv=None):
             result = bench.run_mode(ns.one, ns.max_train, ns.batch_size, ns.device, ns.seed) if ns.one else \
                 bench.bench(ns.max_train, ns.batch_size, ns.device, ns.seed, ns.modes)
             print(json.dumps(result))
+        elif ns.command == "advise":
+            print(json.dumps(advise(ns)))
         elif ns.command == "notebooks":
             from .runner import run_notebooks
             return run_notebooks(ns.paths, ns.only, ns.smoke, ns.solutions)

@@ -195,3 +195,31 @@ def plot_confusion(matrix, labels, ax=None, title="intent confusion"):
     ax.set_ylabel("gold intent")
     ax.set_title(title, fontsize=9)
     return ax
+
+
+def plot_advice(advice, axes=None):
+    """The advisor's two signals per layer: each task's probe score (left) and its gradient-to-weight
+    ratio (right, log scale); the dashed line marks the lowest layer it advises to unfreeze."""
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(11, 3.4))
+    names = ["emb"] + [f"layer.{i}" for i in range(advice.layers)]
+    colors = {"intent": block_color("intent_head"), "slots": block_color("slot_head")}
+    for task, scores in advice.probes.items():
+        axes[0].plot(range(len(scores)), scores, marker="o", color=colors[task],
+                     label=f"{task} ({'accuracy' if task == 'intent' else 'slot F1'})")
+    for task, ratios in advice.ratios.items():
+        axes[1].plot(range(1, advice.layers + 1), [ratios[f"layer.{i}"] for i in range(advice.layers)], marker="o",
+                     color=colors[task], label=task)
+        axes[1].plot([0], [ratios["embeddings"]], marker="s", color=colors[task], ls="none")
+    cut = advice.layers - advice.k + 0.5
+    for ax in axes:
+        ax.axvline(cut, color="k", ls="--", lw=0.8)
+        ax.set_xticks(range(len(names)), names, rotation=30)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    axes[0].set_ylabel("linear probe on validation")
+    axes[0].set_title("where the information is (frozen encoder)")
+    axes[1].set_yscale("log")
+    axes[1].set_ylabel("||grad|| / ||weight||")
+    axes[1].set_title(f"where change is wanted; advice: top {advice.k} (right of the dashed line)")
+    return axes
