@@ -86,7 +86,7 @@ def test_fp16_checkpoint_loads_with_float32_master_weights(backbone, tmp_path):
     assert {p.dtype for p in loaded.parameters()} == {torch.float32}
 
 
-def test_loading_keeps_the_callers_progress_bar_setting():
+def test_loading_keeps_the_callers_progress_bar_setting(tiny_dir):
     """With HF_HUB_DISABLE_PROGRESS_BARS=1 (common in CI) loading warns nothing and leaves bars off;
     with bars on, they are on again afterwards."""
     code = ("import warnings; warnings.simplefilter('error')\n"
@@ -94,7 +94,7 @@ def test_loading_keeps_the_callers_progress_bar_setting():
             "from huggingface_hub.utils import are_progress_bars_disabled\n"
             "import mtl_utils as mu\n"
             "before = (logging.is_progress_bar_enabled(), are_progress_bars_disabled())\n"
-            "mu.load_backbone()\n"
+            f"mu.load_backbone({tiny_dir!r})\n"
             "print(before == (logging.is_progress_bar_enabled(), are_progress_bars_disabled()), before)\n")
     for env in ({"HF_HUB_DISABLE_PROGRESS_BARS": "1"}, {}):
         e = {k: v for k, v in os.environ.items() if k != "HF_HUB_DISABLE_PROGRESS_BARS"}

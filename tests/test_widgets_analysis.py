@@ -143,3 +143,19 @@ def test_predict_tags_every_word(tiny):
     assert "190 word(s) past the encoder's window" in format_prediction(p)
     with pytest.raises(mu.MTLError, match="at least one word"):
         mu.predict(model, tokenizer, [""])
+
+
+def test_one_colour_per_arm_family_and_a_marker_per_variant():
+    from mtl_utils.experiments import sweep
+    from mtl_utils.tools import plots
+    styles = {arm: plots.arm_style(arm) for arm in sweep.HEADLINE}
+    assert all(plots.arm_family(arm) for arm in sweep.HEADLINE)              # every arm has a family
+    assert styles["full"]["color"] == styles["full, to plateau"]["color"] == styles["full, 10 epochs"]["color"]
+    assert len({styles[a]["marker"] for a in ("full", "full, to plateau", "full, 10 epochs", "full, 1 epoch",
+                                                "full, lr 1e-5 / 5e-5", "full, lr 1e-5 / 1e-3")}) == 6
+    assert styles["lp-ft"]["color"] != styles["full"]["color"] != styles["backbone-frozen"]["color"]
+    assert styles["all-frozen"]["color"] == styles["backbone-frozen, to plateau"]["color"]
+    assert styles["lora r8"]["color"] == styles["lora r32"]["color"] and styles["lora r8"] != styles["lora r32"]
+    colours = {plots.FAMILIES[f] for f in plots.FAMILIES}
+    assert len(colours) == len(plots.FAMILIES)                               # families never share a colour
+    assert not colours & {plots.block_color(b) for b in ("intent_head", "slot_head")}   # nor one with a head

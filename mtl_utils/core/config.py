@@ -35,9 +35,15 @@ class TrainConfig:
     seed: int = field(default=0, metadata={"help": "seed of heads, dropout and batch order"})
     device: Literal["auto", "cpu", "cuda"] = field(default="auto", metadata={"help": "where to train"})
     precision: Literal["auto", "fp32", "bf16", "fp16"] = field(default="auto", metadata={
-        "help": "auto: bf16 on a GPU that has it, fp16 + GradScaler on one that has not, fp32 on a CPU"})
+        "help": "auto: $MTL_PRECISION if set, else bf16 on a GPU that has it, fp16 + GradScaler on one "
+                "that has not, fp32 on a CPU"})
     cache: bool = field(default=True, metadata={"help": "compute a frozen prefix of the encoder once (caching.py)"})
     progress: bool = field(default=True, metadata={"help": "progress bars and the training log"})
+
+
+def default_precision():
+    """$MTL_PRECISION (fp16 runs a T4's path on any GPU: gpu-check --force-fp16), else auto."""
+    return os.environ.get("MTL_PRECISION", "") or "auto"
 
 
 def default(name):

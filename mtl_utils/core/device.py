@@ -55,6 +55,9 @@ PRECISIONS = {"fp32": Precision("fp32", None, False), "bf16": Precision("bf16", 
 def pick_precision(device, precision="auto"):
     """The one decision about numeric precision (see the module doc). "auto" decides by the
     device's capability; fp16 or bf16 can be forced on a GPU (fp16 on an H100 runs the T4's path)."""
+    if precision == "auto":
+        from .config import default_precision
+        precision = default_precision()             # $MTL_PRECISION (gpu-check --force-fp16), else auto
     if precision not in ("auto", *PRECISIONS):
         raise MTLError(f"unknown precision {precision!r}; use auto, fp32, bf16 or fp16")
     if device.type != "cuda":

@@ -6,7 +6,9 @@
     bench       epoch time per freezing mode (bench.py)
     advise      how many top layers to unfreeze, asked of the data before training (advice.py)
     notebooks   execute the series' notebooks: the main job (runner.py)
-    publish     write the repository's OWNER/NAME into badges and setup cells (publish.py)
+    publish     write the repository's OWNER/NAME and ref into badges and setup cells (publish.py)
+    gpu-check   on a CUDA machine: CUDA tests, every notebook, bench, a full-data run -> one JSON
+    site        the executed series as a static website, built offline (site.py)
 
 The train options are generated from the dataclasses in config.py and scenarios.py
 (transformers' HfArgumentParser), so each setting is defined once and reaches run_scenario
@@ -96,6 +98,8 @@ def parser():
     b.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     b.add_argument("--modes", nargs="*", default=None, help="modes to time (default: all)")
     b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--processes", type=int, default=1,
+                   help="also time each mode as this many processes (torchrun) and print the ratios (default: 1)")
     b.add_argument("--one", default=None, help="==SUPPRESS==")   # internal: run one mode in this process
     a = sub.add_parser("advise", help="how many top layers to unfreeze: probes and gradient ratios, before training")
     a.add_argument("--data", default=None, help="data folder (default: SNIPS)")
@@ -106,6 +110,15 @@ def parser():
     a.add_argument("--seed", type=int, default=0, help="seed of the sample and the probes (default: 0)")
     a.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="(default: auto)")
     a.add_argument("--figure", default=None, help="also save the figure to this file (png)")
+    g = sub.add_parser("gpu-check", help="on a CUDA machine: CUDA tests, notebooks, bench, a full-data run -> one JSON")
+    g.add_argument("--out", default="gpu_check.json", help="the JSON report (default: gpu_check.json)")
+    g.add_argument("--force-fp16", action="store_true", help="fp16 + GradScaler (the T4's path) on a bf16 GPU")
+    g.add_argument("--allow-cpu", action="store_true", help="run without a GPU: a check of the plumbing only")
+    g.add_argument("--notebooks", nargs="*", default=None, help="only these notebook numbers (default: all)")
+    g.add_argument("--skip", nargs="*", default=(), choices=["cuda_tests", "notebooks", "bench", "full_data"],
+                   help="steps to leave out")
+    si = sub.add_parser("site", help="the executed series as a static website, built offline (tools/site.py)")
+    si.add_argument("--out", default=None, help="output folder (default: _build/html)")
     n = sub.add_parser("notebooks", help="execute the series' notebooks in place (the main job)")
     n.add_argument("paths", nargs="*", help="notebooks to run (default: notebooks/[0-9]*.ipynb)")
     n.add_argument("--only", nargs="*", default=None, help="numbers of the notebooks to run, e.g. --only 02 04")
@@ -227,10 +240,17 @@ def main(argv=None):
         elif ns.command == "bench":
             from ..experiments import bench
             result = bench.run_mode(ns.one, ns.max_train, ns.batch_size, ns.device, ns.seed) if ns.one else \
-                bench.bench(ns.max_train, ns.batch_size, ns.device, ns.seed, ns.modes)
-            print(json.dumps(result))
+                bench.bench(ns.max_train, ns.batch_size, ns.device, ns.seed, ns.modes, ns.processes)
+            if int(os.environ.get("RANK", "0")) == 0:
+                print(json.dumps(result))
         elif ns.command == "advise":
             print(json.dumps(advise(ns)))
+        elif ns.command == "site":
+            from .site import build_site
+            build_site(ns.out)
+        elif ns.command == "gpu-check":
+            from .gpu_check import gpu_check
+            print(json.dumps(gpu_check(ns.out, ns.force_fp16, ns.allow_cpu, ns.notebooks, ns.skip)))
         elif ns.command == "notebooks":
             from .runner import run_notebooks
             return run_notebooks(ns.paths, ns.only, ns.smoke, ns.solutions)

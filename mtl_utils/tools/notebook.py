@@ -122,7 +122,8 @@ def setup_notebook(seed=0):
     echo_log()
     transformers.set_seed(seed)
     device = pick_device("auto")
-    s = Settings(device, pick_precision(device), budget(), os.environ.get("MTL_RERUN", "") not in ("", "0"))
+    s = Settings(device, pick_precision(device), budget(),
+                 os.environ.get("MTL_RERUN", "") not in ("", "0"))
     print(f"python {platform.python_version()} | torch {torch.__version__} | transformers {transformers.__version__}"
           f" | datasets {datasets.__version__}")
     print(f"device: {device_name(device)} | precision: {s.precision.name}")

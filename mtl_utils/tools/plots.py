@@ -1,8 +1,14 @@
 """Plots the notebooks share, all matplotlib, from a model, a History or a sweep's results.
 
 Each function draws on an `ax` if given (so a widget can redraw into its own figure) and
-returns the axes. One colour per block everywhere, by depth: the embeddings dark, each
-layer up lighter (viridis), the intent head red, the slot head orange.
+returns the axes. One map of colours for the whole series, keyed by name:
+- blocks, by depth: the embeddings dark, each layer up lighter (viridis), the intent head
+  red, the slot head orange (`block_color`);
+- arms, by family: full fine-tuning black, LP-FT blue, the frozen backbone grey, a frozen head
+  cyan, progressive green, ULMFiT brown, BitFit olive, LoRA purple, top-k pink; a variant of a
+  family (to its plateau, at full's time, another budget, another rate, rank or head) keeps the
+  family's colour and gets its own marker and line style (`arm_style`).
+An axis that does not start at zero says so in its label ("zoomed").
 """
 import matplotlib.pyplot as plt
 from matplotlib.ticker import MaxNLocator
@@ -11,7 +17,35 @@ from ..core.freezing import count_params
 
 _DEPTH = plt.get_cmap("viridis")
 MARKERS = "osD^vP*Xh<>"
-RUN_COLORS = ["#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#17becf", "#7f7f7f", "#bcbd22", "#e377c2"]  # runs, not blocks
+RUN_COLORS = ["#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#17becf", "#7f7f7f", "#bcbd22", "#e377c2"]  # unnamed runs
+FAMILIES = {   # arm family -> colour; the first prefix that matches an arm's name decides
+    "full": "#222222", "lp-ft": "#1f77b4", "frozen": "#7f7f7f", "head-frozen": "#17becf", "progressive": "#2ca02c",
+    "ulmfit": "#8c564b", "bitfit": "#bcbd22", "lora": "#9467bd", "top-k": "#e377c2"}
+_PREFIXES = [("all-frozen", "frozen"), ("backbone-frozen", "frozen"), ("frozen", "frozen"),
+             ("intent-head-frozen", "head-frozen"), ("slot-head-frozen", "head-frozen"), ("lp-ft", "lp-ft"),
+             ("full", "full"), ("progressive", "progressive"), ("ulmfit", "ulmfit"), ("bitfit", "bitfit"),
+             ("lora", "lora"), ("top-", "top-k")]
+_VARIANTS = [   # a piece of an arm's name -> (marker, line style); the first that matches decides
+    ("to plateau", "s", "--"), ("full's time", "^", ":"), ("10 epochs", "D", "-."), ("1 epoch", "v", (0, (1, 1))),
+    ("lr 1e-5 / 5e-5", "x", (0, (3, 1, 1, 1))), ("lr 1e-5 / 1e-3", "P", (0, (5, 2))), ("BiLSTM", "h", "--"),
+    ("r2", "<", ":"), ("r32", ">", "--"), ("5% slot labels", "*", "-"), ("intent-head", "d", "-")]
+
+
+def arm_family(name):
+    """The family of an arm (or a run named like one), or None."""
+    base = name.split(": ", 1)[-1].lower()
+    return next((family for prefix, family in _PREFIXES if base.startswith(prefix)), None)
+
+
+def arm_style(name, index=0):
+    """color, marker and line style of an arm, from its name alone (the same in every figure);
+    a name that is no arm gets the index-th colour of RUN_COLORS."""
+    family = arm_family(name)
+    color = FAMILIES[family] if family else RUN_COLORS[index % len(RUN_COLORS)]
+    marker, ls = next(((m, l) for piece, m, l in _VARIANTS if piece in name), ("o", "-"))
+    if family == "top-k" and name.split(",")[0][4:].isdigit():
+        color = plt.get_cmap("RdPu")(0.35 + 0.1 * int(name.split(",")[0][4:]))   # deeper pink, more layers
+    return {"color": color, "marker": marker, "ls": ls}
 
 
 def block_color(name, n_layers=6):
@@ -61,17 +95,19 @@ def _smooth(values, window):
     return out
 
 
-def plot_grad_norms(history, ax=None, title="gradient norm per block", smooth=10):
+def plot_grad_norms(history, ax=None, title="gradient norm per block", smooth=10, stages=None):
     """One line per block over training steps (a running mean over `smooth` steps); the blocks
-    that were frozen all along share one dotted line at exactly zero."""
+    that were frozen all along share one dotted line at exactly zero. stages: only the steps of
+    these stages (so that a long cheap stage does not take the width from the short ones)."""
     ax = _ax(ax)
-    steps = [s["step"] for s in history.steps]
-    names = list(history.steps[0]["grad_norm"]) if history.steps else []
-    frozen = [n for n in names if all(s["grad_norm"][n] == 0.0 for s in history.steps)]
+    rows = [s for s in history.steps if stages is None or s["stage"] in stages]
+    steps = [s["step"] for s in rows]
+    names = list(rows[0]["grad_norm"]) if rows else []
+    frozen = [n for n in names if all(s["grad_norm"][n] == 0.0 for s in rows)]
     for name in names:
         if name in frozen:
             continue
-        values = _smooth([s["grad_norm"][name] for s in history.steps], smooth)
+        values = _smooth([s["grad_norm"][name] for s in rows], smooth)
         head = name.endswith("_head")
         ax.plot(steps, values, label=name, color=block_color(name, _n_layers(names)), lw=2 if head else 1.2,
                 ls="--" if name == "slot_head" else "-")
@@ -79,10 +115,10 @@ def plot_grad_norms(history, ax=None, title="gradient norm per block", smooth=10
         ax.plot(steps, [0.0] * len(steps), color="#888888", ls=":", lw=1.5,
                 label=f"{len(frozen)} frozen block(s): exactly 0")
     ax.set_yscale("symlog", linthresh=1e-3)
-    ax.set_xlabel("optimizer step")
+    ax.set_xlabel("optimizer step" + (f" (stages {', '.join(stages)} only)" if stages else ""))
     ax.set_ylabel("gradient L2 norm, before clipping\n" + (f"(mean of {smooth} steps; " if smooth > 1 else "(")
                   + "symlog: linear below 1e-3)")
-    _stage_lines(history, ax)
+    _stage_lines(history, ax, stages)
     ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     ax.set_title(title)
     return ax
@@ -102,8 +138,7 @@ def plot_learning_curves(histories, metric_keys=("intent_accuracy", "slot_f1"), 
             xs, ys = [e["epoch"] for e in rows], [e[key] for e in rows]
             if start is not None:
                 xs, ys = [0] + xs, [start[key]] + ys
-            ax.plot(xs, ys, marker=MARKERS[i % len(MARKERS)], ls=["-", "--", "-.", ":"][i % 4], label=name,
-                    color=RUN_COLORS[i % len(RUN_COLORS)])
+            ax.plot(xs, ys, label=name, **arm_style(name, i))
         ax.set_xlabel("epoch" + (" (0 = common start)" if start else ""))
         ax.set_ylabel(f"validation {labels.get(key, key)}")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -132,44 +167,55 @@ def plot_lrs(history, ax=None, title="learning rate of each block"):
     return ax
 
 
-def _stage_lines(history, ax):
+def _stage_lines(history, ax, stages=None):
     for s in history.stages[1:]:
+        if stages is not None and s["stage"] not in stages:
+            continue
         ax.axvline(s["first_step"] + 0.5, color="k", lw=0.6, ls="--")
         ax.annotate(s["stage"], (s["first_step"] + 0.5, 1), xycoords=("data", "axes fraction"), fontsize=7,
                     va="top", rotation=90)
 
 
 def plot_arms(summary, arms, metrics=("intent_accuracy", "slot_f1", "frame_accuracy"), axes=None, title=None):
-    """A sweep summary as dots with error bars (mean +- std over seeds), one panel per metric,
-    each axis zoomed to its values so that differences show (the axes do not start at 0)."""
+    """A sweep summary as dots with error bars (mean +- std over seeds), one panel per metric, each
+    arm in its family's colour and its variant's marker. Each axis is zoomed to its values so that
+    differences show: it does not start at 0, and its label says so."""
     if axes is None:
         _, axes = plt.subplots(1, len(metrics), figsize=(4.6 * len(metrics), 0.42 * len(arms) + 1.2), sharey=True)
     labels = {"intent_accuracy": "intent accuracy", "slot_f1": "slot F1", "frame_accuracy": "frame accuracy",
               "train_seconds": "training seconds"}
     for ax, key in zip(axes, metrics):
-        means = [summary[a][key]["mean"] for a in arms]
-        stds = [summary[a][key]["std"] for a in arms]
-        ax.errorbar(means, range(len(arms)), xerr=stds, fmt="o", color="#1f77b4", ecolor="#d62728", capsize=5,
-                    elinewidth=2, markersize=4, zorder=3)
+        for y, arm in enumerate(arms):
+            style = arm_style(arm, y)
+            ax.errorbar(summary[arm][key]["mean"], y, xerr=summary[arm][key]["std"], fmt=style["marker"],
+                        color=style["color"], ecolor=style["color"], capsize=4, elinewidth=1.5, markersize=6, zorder=3)
         ax.set_yticks(range(len(arms)), arms)
         ax.invert_yaxis()
-        ax.set_xlabel(f"test {labels.get(key, key)}\n(dot: mean of the seeds; red bar: ± std)")
+        ax.set_xlabel(f"test {labels.get(key, key)} (zoomed)\ndot: mean of the seeds; bar: ± std")
         ax.grid(axis="x", alpha=0.3)
     if title:
         axes[0].figure.suptitle(title, fontsize=10)
     return axes
 
 
-def plot_cka(cka_by_run, ax=None, title="representation drift: CKA with the pretrained encoder"):
-    """Per-layer CKA curves, one per run, with distinct markers and dash styles so that
-    curves lying on top of each other stay visible."""
+def plot_cka(cka_by_run, ax=None, title="representation drift: CKA with the pretrained encoder", relative_to=None):
+    """Per-layer CKA curves, one per run in its arm's style. relative_to: a run's name; then each
+    other run is drawn as its difference from that run (lines that lie on top of each other in
+    absolute CKA come apart)."""
     ax = _ax(ax, (7.5, 3.6))
+    base = cka_by_run[relative_to] if relative_to else None
     for i, (name, cka) in enumerate(cka_by_run.items()):
-        ax.plot(range(len(cka)), cka, marker=MARKERS[i % len(MARKERS)], ls=["-", "--", "-.", ":"][i % 4],
-                label=name, markersize=6 - (i % 3), alpha=0.9, color=RUN_COLORS[i % len(RUN_COLORS)])
+        if name == relative_to:
+            continue
+        ys = [c - b for c, b in zip(cka, base)] if base else cka
+        ax.plot(range(len(cka)), ys, label=name, markersize=6, alpha=0.9, **arm_style(name, i))
     n = max(len(c) for c in cka_by_run.values())
     ax.set_xticks(range(n), ["emb"] + [f"layer.{i}" for i in range(n - 1)])
-    ax.set_ylabel("linear CKA with the pretrained\nencoder (1 = unchanged)")
+    if base:
+        ax.axhline(0, color=arm_style(relative_to)["color"], lw=1, label=f"{relative_to} (the zero line)")
+        ax.set_ylabel(f"CKA minus {relative_to}'s\n(above 0: closer to pretrained)")
+    else:
+        ax.set_ylabel("linear CKA with the pretrained\nencoder (1 = unchanged; zoomed)")
     ax.set_xlabel("encoder block (output of)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))

@@ -1,0 +1,1 @@
+import google.colab  # noqa: F401  (Colab imports it before any cell runs)
