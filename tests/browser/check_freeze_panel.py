@@ -73,10 +73,12 @@ def start_server(ui, folder, port, log):
     env = {**os.environ, "MTL_SMOKE": "1", "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
     for var in ("JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR", "IPYTHONDIR"):
         env[var] = str(folder / ".jp" / var.lower())       # no user-level configuration or extensions
-    if ui == "lab":                                          # no "get Jupyter news?" toast over the page
-        settings = folder / ".jp" / "jupyter_config_dir" / "lab" / "user-settings" / "@jupyterlab" / "apputils-extension"
-        settings.mkdir(parents=True)
-        (settings / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')
+    if ui == "lab":          # no "get Jupyter news?" toast; every cell drawn (no windowing of off-screen cells)
+        settings = folder / ".jp" / "jupyter_config_dir" / "lab" / "user-settings" / "@jupyterlab"
+        (settings / "apputils-extension").mkdir(parents=True)
+        (settings / "apputils-extension" / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')
+        (settings / "notebook-extension").mkdir(parents=True)
+        (settings / "notebook-extension" / "tracker.jupyterlab-settings").write_text('{"windowingMode": "none"}')
     cmd = [str(Path(sys.executable).parent / "jupyter"), *UI[ui]["cmd"], "--no-browser", "--ip=127.0.0.1",
            f"--port={port}", *(["--allow-root"] if os.geteuid() == 0 else []), f"--notebook-dir={folder}"]
     server = subprocess.Popen(cmd, cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT)
