@@ -120,8 +120,45 @@ def load_data(data=None, format="snips", seed=0, max_train=None, max_eval=None, 
     stratified by intent when there is one (SNIPS: 700 sentences, 100 per intent).
     max_train: keep the first N of a seeded shuffle of the training split.
     max_eval: keep the first N of a seeded shuffle of validation and of test (smoke runs).
+    The full splits are kept in memory for the process (keyed by the files and their sizes and
+    times), so that a second call with another max_train does not read and split them again.
     """
-    from datasets import Dataset, DatasetDict
+    from datasets import DatasetDict
+    train, validation, test, labels = _splits(data, format, seed, validation_size, fetch)
+    if max_train is not None:
+        train = train.shuffle(seed=seed).select(range(min(max_train, len(train))))
+    if max_eval is not None:
+        validation, test = (s.shuffle(seed=seed).select(range(min(max_eval, len(s)))) for s in (validation, test))
+    return DatasetDict(train=train, validation=validation, test=test), labels
+
+
+_SPLITS = {}
+
+
+def _source(data, format):
+    """The files a load reads, with their sizes and times: the key of the in-memory copy (None:
+    not cacheable, e.g. a download still to happen)."""
+    import os
+    folder = data or (os.environ.get("MTL_DATA_DIR") if format == "snips" else None)
+    if not folder or not Path(folder).is_dir():
+        return None
+    return tuple(sorted((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in Path(folder).iterdir()
+                        if f.is_file())) + (str(Path(folder).resolve()), format)
+
+
+def _splits(data, format, seed, validation_size, fetch):
+    key = _source(data, format)
+    key = key and (key, seed, validation_size)
+    if key is None or fetch is not None or key not in _SPLITS:
+        built = _build(data, format, seed, validation_size, fetch)
+        if key is None or fetch is not None:
+            return built
+        _SPLITS[key] = built
+    return _SPLITS[key]
+
+
+def _build(data, format, seed, validation_size, fetch):
+    from datasets import Dataset
     if format == "snips":
         from .snips import load_snips
         splits = load_snips(data, fetch)
@@ -137,7 +174,6 @@ def load_data(data=None, format="snips", seed=0, max_train=None, max_eval=None, 
     if not labels.tasks():
         raise MTLError("the training data has neither tags nor labels: nothing to learn")
     _check_against_train(splits, labels)
-
     train = Dataset.from_list(splits["train"])
     if "validation" in splits:
         validation = Dataset.from_list(splits["validation"])
@@ -146,12 +182,7 @@ def load_data(data=None, format="snips", seed=0, max_train=None, max_eval=None, 
                                     max(len(labels.intents or [1]), len(train) // 10))
         parts = _split(train, n_val, seed, stratify=labels.intents is not None)
         train, validation = parts["train"], parts["test"]
-    if max_train is not None:
-        train = train.shuffle(seed=seed).select(range(min(max_train, len(train))))
-    test = Dataset.from_list(splits["test"])
-    if max_eval is not None:
-        validation, test = (s.shuffle(seed=seed).select(range(min(max_eval, len(s)))) for s in (validation, test))
-    return DatasetDict(train=train, validation=validation, test=test), labels
+    return train, validation, Dataset.from_list(splits["test"]), labels
 
 
 def _check_against_train(splits, labels):
