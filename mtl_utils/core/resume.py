@@ -176,8 +176,7 @@ class Resume:
         for key, value in meta["stage"].items():
             setattr(trainer.stage, key, value)
         trainer.step, trainer.epoch, trainer.train_seconds = meta["step"], meta["epoch"], meta["train_seconds"]
-        from .training import History
-        trainer.history = History(**meta["history"])
+        trainer.history = type(trainer.history)(**meta["history"])
         for cb, saved in zip(_policies(trainer), meta["policies"]):
             if type(cb).__name__ != saved["kind"]:
                 raise _differ("a policy", saved["kind"], type(cb).__name__)

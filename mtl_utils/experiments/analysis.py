@@ -139,9 +139,10 @@ def slot_errors(tokens, gold_tags, pred_tags, n=10):
     missed, invented, example = Counter(), Counter(), {}
     for words, gold, pred in zip(tokens, gold_tags, pred_tags):
         g, p = _spans(gold), _spans(pred)
-        for t, s, e in g - p:
+        for t, s, e in sorted(g - p, key=lambda x: (x[1], x[0])):      # in sentence order: the same every run
             missed[t] += 1
-            got = [f"{pt} '{' '.join(words[ps:pe + 1])}'" for pt, ps, pe in p if ps <= e and pe >= s]
+            got = [f"{pt} '{' '.join(words[ps:pe + 1])}'" for pt, ps, pe in sorted(p, key=lambda x: (x[1], x[0]))
+                   if ps <= e and pe >= s]
             example.setdefault(t, f"'{' '.join(words[s:e + 1])}' in \"{' '.join(words)}\" -> "
                                   + (", ".join(got) if got else "nothing"))
         for t, _, _ in p - g:

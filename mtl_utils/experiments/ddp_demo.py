@@ -27,7 +27,11 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-import mtl_utils as mu
+from ..core.config import TrainConfig
+from ..core.data import encode, load_data, make_loader
+from ..core.freezing import freeze, unfreeze
+from ..core.model import build_model
+from ..core.training import Trainer
 
 WATCHED = ("encoder.encoder.layer.5.", "intent_head", "slot_head")
 
@@ -44,23 +48,23 @@ def spread(model, names=WATCHED):
 
 def setup():
     torch.manual_seed(0)
-    dsd, labels = mu.load_data(max_train=64, max_eval=32)
-    model, tokenizer = mu.build_model(labels, dropout=0.0)
+    dsd, labels = load_data(max_train=64, max_eval=32)
+    model, tokenizer = build_model(labels, dropout=0.0)
     for m in model.modules():
         if isinstance(m, torch.nn.Dropout):
             m.p = 0.0
-    return model, tokenizer, mu.encode(dsd, tokenizer, labels)
+    return model, tokenizer, encode(dsd, tokenizer, labels)
 
 
 def naive(model, tokenizer, data, rank, world):
     """Plain DDP, wrapped once while the backbone is frozen; layer.5 unfrozen afterwards."""
-    mu.freeze(model)
+    freeze(model)
     ddp = torch.nn.parallel.DistributedDataParallel(model)          # hooks on the heads only
-    mu.unfreeze(model, "layer.5")                                     # trainable now, but no hook
+    unfreeze(model, "layer.5")                                     # trainable now, but no hook
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)
     model.train()
     spreads = []
-    for batch in mu.make_loader(data["train"], tokenizer, 16):
+    for batch in make_loader(data["train"], tokenizer, 16):
         mine = {k: v[rank::world] for k, v in batch.items()}         # each process its share of the batch
         loss = ddp(**mine)["loss"]
         opt.zero_grad()
@@ -81,7 +85,7 @@ def main(mode, out):
         state = {k: v.clone() for k, v in model.state_dict().items()}
         report["naive"] = naive(model, tokenizer, data, acc.process_index, acc.num_processes)
         model.load_state_dict(state)                                  # the same start for the fix
-    trainer = mu.Trainer(model, data, tokenizer, mu.TrainConfig(epochs=2, progress=False, device="cpu"))
+    trainer = Trainer(model, data, tokenizer, TrainConfig(epochs=2, progress=False, device="cpu"))
     first = trainer.processes.main
     steps = []
     trainer.add_callback("after_batch", lambda t: steps.append(spread(t.model)))
