@@ -63,3 +63,12 @@ def test_the_header_time():
     runner.set_header_time(nb, "GPU", 42, "(NVIDIA H100)")
     assert runner.header_times(nb)["GPU"] == ("42 s", "(NVIDIA H100)")
     assert runner.header_times(nb)["CPU"][0] == "2 min 05 s"
+
+
+def test_the_teachers_page_lists_every_lesson_with_its_header_time():
+    from pathlib import Path
+    root = Path(__file__).resolve().parent.parent / "notebooks"
+    page = (root / "TEACHING.md").read_text()
+    table = page.split(runner.TEACHING[0], 1)[1].split(runner.TEACHING[1], 1)[0].strip()
+    assert table == runner.teaching_table(root)
+    assert table.count("| [") == len(list(root.glob("[0-9]*.ipynb")))

@@ -9,7 +9,7 @@ while it runs: a bar over its code cells; at the end: a table (notebook, seconds
 and the total. A notebook that fails does not stop the job: the next one runs, the failing
 cell and the error's last line are printed, and the job exits with status 1. A notebook
 that ran through is saved with its outputs, and the run time in its header is updated for
-this kind of device. Kernels talk over local IPC sockets (no TCP port, no warning about it).
+this kind of device (and in the table of notebooks/TEACHING.md). Kernels talk over local IPC sockets (no TCP port, no warning about it).
 """
 import os
 import re
@@ -95,6 +95,29 @@ def run_one(path, kind, what, save):
     return seconds, failure
 
 
+TEACHING = ("<!-- teaching-times:start -->", "<!-- teaching-times:end -->")
+
+
+def teaching_table(root="notebooks"):
+    """The teacher's page's table: each lesson's measured run time, from its header."""
+    import nbformat
+    lines = ["| notebook | CPU (2 cores) | GPU |", "|---|---|---|"]
+    for path in sorted(Path(root).glob("[0-9]*.ipynb")):
+        times = header_times(nbformat.read(path, as_version=4))
+        cpu, gpu = times.get("CPU", ("not measured", ""))[0], times.get("GPU", ("not measured", ""))[0]
+        lines.append(f"| [{path.stem}]({path.name}) | {cpu} | {gpu} |")
+    return "\n".join(lines)
+
+
+def write_teaching_table(root="notebooks"):
+    """Rewrite the table between the markers of notebooks/TEACHING.md from the headers."""
+    page = Path(root) / "TEACHING.md"
+    if not page.exists() or TEACHING[0] not in page.read_text():
+        return
+    head, rest = page.read_text().split(TEACHING[0], 1)
+    page.write_text(head + TEACHING[0] + "\n" + teaching_table(root) + "\n" + TEACHING[1] + rest.split(TEACHING[1], 1)[1])
+
+
 def run_notebooks(paths=(), only=None, smoke=False, solutions=False):
     """The main job (see the module doc). Returns the exit status: 0 when every notebook ran."""
     import torch
@@ -119,6 +142,8 @@ def run_notebooks(paths=(), only=None, smoke=False, solutions=False):
     print(f"\n{'notebook':<{width}}  {'seconds':>8}  status")
     for name, seconds, failure in rows:
         print(f"{name:<{width}}  {seconds:>8.1f}  {'ok' if not failure else 'FAILED ' + failure}")
+    if not smoke:
+        write_teaching_table()                  # the teacher's page shows the times just measured
     failed = sum(1 for r in rows if r[2])
     print(f"{'total':<{width}}  {sum(r[1] for r in rows):>8.1f}  {len(rows) - failed} ok, {failed} failed")
     return 1 if failed else 0
