@@ -53,6 +53,13 @@ def backbone():
 
 
 @pytest.fixture(scope="session")
+def hidden():
+    """The tiny encoder's width. A fixture, not an import: notebooks/ has a conftest.py too, and
+    `from conftest import ...` would find whichever of the two pytest imported last."""
+    return HIDDEN
+
+
+@pytest.fixture(scope="session")
 def tiny_dir(tmp_path_factory):
     """A folder holding a tiny random BERT (MiniLM's tokenizer and architecture, width 32): a
     backbone for load_backbone, --backbone and MTL_BACKBONE."""

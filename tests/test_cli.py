@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import pytest
-from conftest import HIDDEN
 
 from mtl_utils.tools import cli
 
@@ -41,13 +40,13 @@ def main(capsys, *argv):
     return code, out, err
 
 
-def test_train_save_then_predict_as_a_user_does(tiny_env, tmp_path):
+def test_train_save_then_predict_as_a_user_does(tiny_env, tmp_path, hidden):
     r = run("train", "--scenario", "backbone-frozen", "--epochs", "2", "--out", str(tmp_path), "--save-model")
     assert r.returncode == 0, r.stderr[-2000:]
     res = last_json(r.stdout)
     assert KEYS <= set(res) and res["scenario"] == "backbone-frozen"
     assert res["n_train"] == 128 and res["n_test"] == 128               # smoke sizes
-    assert res["trainable_params"] == HIDDEN * 7 + 7 + HIDDEN * 72 + 72   # both heads, nothing else
+    assert res["trainable_params"] == hidden * 7 + 7 + hidden * 72 + 72   # both heads, nothing else
     assert json.loads((tmp_path / "metrics.json").read_text()) == res
     history = json.loads((tmp_path / "history.json").read_text())
     assert len(history["epochs"]) == 2 and len(history["steps"]) == 2 * 8
@@ -208,14 +207,14 @@ def test_bench_smoke_reports_the_modes_asked_for(tiny_env):
 
 @pytest.mark.parametrize("scenario,extra", [("progressive", []), ("ulmfit", ["--schedule", "stlr"]),
                                             ("bitfit", []), ("lora", ["--lora-rank", "2", "--lora-layers", "5"])])
-def test_every_other_scenario_runs_and_reports(smoke, capsys, scenario, extra):
+def test_every_other_scenario_runs_and_reports(smoke, capsys, scenario, extra, hidden):
     code, out, err = main(capsys, "train", "--scenario", scenario, "--quiet", "--device", "cpu", "--analysis", *extra)
     assert code == 0, err[-1500:]
     res = last_json(out)
     assert res["scenario"] == scenario and 0 <= res["slot_f1"] <= 1 and len(res["cka"]) == 7
     assert 0 < res["checkpoint_mb_delta"] < res["checkpoint_mb_full"]
     if scenario == "lora":
-        assert res["trainable_params"] == 2 * (HIDDEN * 2 + 2 * HIDDEN) + HIDDEN * 7 + 7 + HIDDEN * 72 + 72
+        assert res["trainable_params"] == 2 * (hidden * 2 + 2 * hidden) + hidden * 7 + 7 + hidden * 72 + 72
 
 
 @pytest.mark.parametrize("command", ["train", "sweep", "bench", "notebooks", "publish"])
