@@ -125,3 +125,15 @@ def test_a_sweep_refuses_uncommitted_code_unless_told(tmp_path, monkeypatch):
     results = sweep.run(["a"], seeds=(0,), device="cpu", out=tmp_path / "s.json", echo=lambda *_: None,
                         allow_dirty=True)
     assert results["runs"][0]["commit"] == "abc1234+changes"                  # marked
+
+
+def test_same_runs_says_which_runs_kept_every_digit():
+    def run(arm, f1):
+        return {"arm": arm, "seed": 0, "commit": "abc", "intent_accuracy": 0.9, "slot_f1": f1, "frame_accuracy": 0.5}
+    old = {"runs": [run("full", 0.8), run("lp-ft", 0.7)]}
+    new = {"runs": [run("full", 0.8), run("lp-ft", 0.7000001), run("bitfit", 0.6)]}
+    lines = sweep.same_runs(new, old).splitlines()
+    assert lines[0].startswith("same  full seed 0")
+    assert lines[1].startswith("DIFFERS  lp-ft seed 0")
+    assert lines[2].startswith("MISSING  bitfit seed 0")
+    assert lines[-1].startswith("1 of 3 runs give identical test metrics")

@@ -313,6 +313,25 @@ def reproduces(results, arm, live, settings=None, seed=0, keys=("intent_accuracy
             f"seed-{seed} run of {arm!r} (CPU; bands " + ", ".join(f"±{bands[k]:.3f}" for k in keys) + "): " + pairs)
 
 
+def same_runs(new, old, keys=("intent_accuracy", "slot_f1", "frame_accuracy")):
+    """Every run of `new` against the run of the same arm and seed in `old`: one line each,
+    "same" when every test metric is equal to the last digit, and a last line counting them (how
+    a change that must move no number is checked: rerun the sweep's seed 0 on the new code)."""
+    lines, same = [], 0
+    for r in new["runs"]:
+        o = [x for x in old["runs"] if x["arm"] == r["arm"] and x["seed"] == r["seed"]]
+        if not o:
+            lines.append(f"MISSING  {r['arm']} seed {r['seed']}: the older file has no such run")
+            continue
+        equal = all(o[0][k] == r[k] for k in keys)
+        same += equal
+        lines.append(f"{'same' if equal else 'DIFFERS'}  {r['arm']} seed {r['seed']}: "
+                     + ", ".join(f"{k} {r[k]:.4f} vs {o[0][k]:.4f}" for k in keys))
+    lines.append(f"{same} of {len(new['runs'])} runs give identical test metrics "
+                 f"(commit {_commits(new)} vs {_commits(old)})")
+    return "\n".join(lines)
+
+
 def pm(stat, digits=3):
     return f"{stat['mean']:.{digits}f} ± {stat['std']:.{digits}f}"
 
@@ -351,6 +370,9 @@ def write_readme(results, readme=None):
 def main(ns):
     if ns.readme:
         write_readme(load(ns.out))
+        return
+    if ns.same_as:
+        print(same_runs(load(ns.out), load(ns.same_as)))
         return
     results = run(ns.arms, ns.seeds, ns.max_train, ns.epochs, ns.device, ns.out, redo=ns.redo or (),
                   allow_dirty=ns.allow_dirty)
