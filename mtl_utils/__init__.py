@@ -32,7 +32,8 @@ from .tools.notebook import check, results_table, setup_notebook
 _MODULES = {name: f"core.{name}" for name in (
     "callbacks", "caching", "checkpoint", "common", "config", "data", "device", "distributed", "freezing", "lora",
     "metrics", "model", "optim", "resume", "snips", "training")}
-_MODULES.update({name: f"experiments.{name}" for name in ("scenarios", "sweep", "bench", "analysis")})
+_MODULES.update({name: f"experiments.{name}" for name in (
+    "scenarios", "sweep", "bench", "analysis", "advice", "ddp_demo")})
 _MODULES.update({name: f"tools.{name}" for name in ("notebook", "plots", "widgets", "cli", "runner", "publish")})
 
 __all__ = ["__version__", "load_model", "save_model", "MTLError", "Budget", "Stage", "TrainConfig", "Labels", "encode",

@@ -7,10 +7,11 @@ Cheap by construction: one pass of the frozen encoder over a sample of the train
 over the validation split, keeping every layer's output (model.run_prefix, the pass the
 frozen-prefix cache makes, but keeping every depth). Then, for each task:
 
-- a linear probe per layer (Tenney et al. 2019, "BERT Rediscovers the Classical NLP
-  Pipeline"): a logistic regression on that layer's vectors (mean-pooled for the intent, each
-  word's first subword for the slots), scored on validation: how much of the task each layer
-  already makes linearly readable;
+- a linear probe per layer (layer-wise probing as in Tenney et al. 2019, "BERT Rediscovers the
+  Classical NLP Pipeline", whose probes are small trained classifiers; here a ridge regression
+  of one-hot labels, solved in closed form, fit_probe) on that layer's vectors (mean-pooled for
+  the intent, each word's first subword for the slots), scored on validation: how much of the
+  task each layer already makes linearly readable by a least-squares classifier;
 - after the heads' probe (the series' probe: both heads trained on the frozen encoder to their
   plateau, scenarios.probe_heads), each encoder block's
   gradient-to-weight norm ratio ||dL/dW|| / ||W|| for that task's loss alone, averaged over a
@@ -29,6 +30,8 @@ layers indexed 1..L from the bottom (the embeddings' output is 0):
     k(t)       = max(k_probe(t), k_grad(t));
   k = max over tasks of k(t), between 1 and L. k = L means "all": the embeddings train too.
 The sentence printed with it names the task and the signal that set k.
+(In the model's block names, layer i above is layer.{i-1}. The rule never advises k = 0, and it
+reads no signal of the embeddings' own: at k = L they train because every layer does.)
 
 Its cost is reported in the same run as a ratio: the advisor's wall time over one full
 fine-tuning epoch, extrapolated from 20 timed full fine-tuning steps.

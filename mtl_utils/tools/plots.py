@@ -257,15 +257,18 @@ def plot_advice(advice, axes=None):
         axes[1].plot(range(1, advice.layers + 1), [ratios[f"layer.{i}"] for i in range(advice.layers)], marker="o",
                      color=colors[task], label=task)
         axes[1].plot([0], [ratios["embeddings"]], marker="s", color=colors[task], ls="none")
-    cut = advice.layers - advice.k + 0.5
+    # the top k layers train (right of the line); at k = all the embeddings train too
+    cut = -0.5 if advice.k == advice.layers else advice.layers - advice.k + 0.5
     for ax in axes:
         ax.axvline(cut, color="k", ls="--", lw=0.8)
+        ax.set_xlim(-0.7, advice.layers + 0.3)
         ax.set_xticks(range(len(names)), names, rotation=30)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    axes[0].set_ylabel("linear probe on validation")
-    axes[0].set_title("where the information is (frozen encoder)")
+    axes[0].set_ylabel("linear probe on validation (zoomed)")
+    axes[0].set_title("where the information is (frozen encoder)", fontsize=10)
     axes[1].set_yscale("log")
     axes[1].set_ylabel("||grad|| / ||weight||")
-    axes[1].set_title(f"where change is wanted; advice: top {advice.k} (right of the dashed line)")
+    trained = f"top {advice.k} layer(s)" + (" and the embeddings" if advice.k == advice.layers else "")
+    axes[1].set_title(f"where change is wanted; advice: the {trained},\nright of the dashed line", fontsize=10)
     return axes
