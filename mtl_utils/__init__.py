@@ -3,9 +3,10 @@ you decide which parts to freeze". Three folders, three kinds of file:
 
     core/          the ideas you study: data, model, freezing, optimizer, cache, training loop,
                    its policies (callbacks), metrics, checkpoints, resume, several processes
-    experiments/   what the series measures with them: scenarios, sweep, bench, analysis
+    experiments/   what the series measures with them: scenarios, sweep, bench, analysis,
+                   the freeze-depth advisor, the two-process demo
     tools/         what serves the notebooks and the repository: setup, plots, widgets,
-                   command line, main job, publishing
+                   command line, main job, publishing, website, GPU check
 
 The names below are the notebooks' API (`import mtl_utils as mu`). Modules are reachable as
 mu.plots, mu.sweep, ...; the heavy ones (matplotlib, ipywidgets, peft) load on first use, so
@@ -34,7 +35,8 @@ _MODULES = {name: f"core.{name}" for name in (
     "metrics", "model", "optim", "resume", "snips", "training")}
 _MODULES.update({name: f"experiments.{name}" for name in (
     "scenarios", "sweep", "bench", "analysis", "advice", "ddp_demo")})
-_MODULES.update({name: f"tools.{name}" for name in ("notebook", "plots", "widgets", "cli", "runner", "publish")})
+_MODULES.update({name: f"tools.{name}" for name in (
+    "notebook", "plots", "widgets", "cli", "runner", "publish", "site", "gpu_check")})
 
 __all__ = ["__version__", "load_model", "save_model", "MTLError", "Budget", "Stage", "TrainConfig", "Labels", "encode",
            "keep_task_labels", "load_data", "make_loader", "pick_device", "pick_precision", "PRESETS", "apply_preset",

@@ -5,4 +5,6 @@ over seeds into the results file, the benchmark, and the analyses of what an enc
     sweep.py       arms x seeds through `train` into one results file; noise bands; the README table
     bench.py       epoch time per freezing mode
     analysis.py    nearest-centroid readouts, CKA drift, neighbour overlap, error analysis
+    advice.py      the freeze-depth advisor: probes and gradient ratios per layer, its fixed rule
+    ddp_demo.py    two processes on a CPU: a block unfrozen after wrapping, the trap and the fix
 """

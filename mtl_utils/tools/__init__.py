@@ -7,4 +7,6 @@ and freeze panel, the command line, the main job, publishing.
     cli.py         python -m mtl_utils ...
     runner.py      python -m mtl_utils notebooks: the main job
     publish.py     the repository's name and ref in badges and setup cells
+    site.py        python -m mtl_utils site: the website of the executed series
+    gpu_check.py   python -m mtl_utils gpu-check: the checks to run on a CUDA machine
 """

@@ -1,6 +1,6 @@
 """The main job: execute the series' notebooks in place and say how it goes.
 
-    python -m mtl_utils notebooks                 # 00 ... 06, outputs saved into the notebooks
+    python -m mtl_utils notebooks                 # 00 ... 08, outputs saved into the notebooks
     python -m mtl_utils notebooks --only 02 04    # some of them
     python -m mtl_utils notebooks --smoke         # tiny data, 1 epoch: a check; outputs are not saved
 
@@ -101,12 +101,14 @@ TEACHING = ("<!-- teaching-times:start -->", "<!-- teaching-times:end -->")
 def teaching_table(root="notebooks"):
     """The teacher's page's table: each lesson's measured run time, from its header."""
     import nbformat
-    lines = ["| notebook | CPU (2 cores) | GPU |", "|---|---|---|"]
+    rows, machines = [], set()
     for path in sorted(Path(root).glob("[0-9]*.ipynb")):
         times = header_times(nbformat.read(path, as_version=4))
-        cpu, gpu = times.get("CPU", ("not measured", ""))[0], times.get("GPU", ("not measured", ""))[0]
-        lines.append(f"| [{path.stem}]({path.name}) | {cpu} | {gpu} |")
-    return "\n".join(lines)
+        (cpu, what), gpu = times.get("CPU", ("not measured", "")), times.get("GPU", ("not measured", ""))[0]
+        machines.add(what)
+        rows.append(f"| [{path.stem}]({path.name}) | {cpu} | {gpu} |")
+    cpu_head = "CPU " + " / ".join(sorted(m for m in machines if m)) if any(machines) else "CPU"
+    return "\n".join([f"| notebook | {cpu_head} | GPU |", "|---|---|---|", *rows])
 
 
 def write_teaching_table(root="notebooks"):
