@@ -62,3 +62,19 @@ def test_only_mtl_rerun_starts_runs(monkeypatch, tmp_path):
     assert S.device.type == "cpu" and S.rerun
     sweep.results_for(S, arms=("full",))
     assert asked == [(["full"], (0, 1, 2))]
+
+
+def test_expect_warns_before_a_long_cell_but_not_in_a_smoke_run(monkeypatch, capsys):
+    for knob in KNOBS:
+        monkeypatch.delenv(knob, raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    S = notebook.setup_notebook()
+    capsys.readouterr()
+    S.expect(60, "a short cell")
+    S.expect(300, "a long cell")
+    assert capsys.readouterr().out == ("a long cell: about 5 min on the sweep's 2-core CPU "
+                                       f"(this one has {__import__('os').cpu_count()} cores)\n")
+    monkeypatch.setenv("MTL_SMOKE", "1")
+    S = notebook.setup_notebook()
+    capsys.readouterr()
+    assert S.smoke and S.expect(300, "a long cell") == 0.0 and capsys.readouterr().out == ""

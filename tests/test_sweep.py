@@ -20,7 +20,7 @@ def test_results_file_schema(results):
     for key in ("command", "package_version", "commit", "date", "device", "device_name", "torch", "transformers",
                 "seeds", "max_train", "epochs", "arms"):
         assert key in p, key
-    assert len(p["seeds"]) >= 3 and set(p["arms"]) <= set(sweep.ARMS)
+    assert len(p["seeds"]) >= 3 and set(p["arms"]) == set(sweep.HEADLINE)     # every arm the lessons read
     runs = results["runs"]
     assert {(r["arm"], r["seed"]) for r in runs} == {(a, s) for a in p["arms"] for s in p["seeds"]}
     for r in runs:
@@ -33,6 +33,7 @@ def test_results_file_schema(results):
 
 
 def test_readme_table_is_generated_from_the_results_file(results):
+    assert sweep.README == ROOT / "README.md"                  # where `sweep --readme` writes
     readme = (ROOT / "README.md").read_text()
     table = readme.split(sweep.START, 1)[1].split(sweep.END, 1)[0].strip()
     assert table == sweep.readme_table(results).strip()
@@ -63,6 +64,9 @@ def test_compare_calls_a_gap_real_only_beyond_the_noise():
     assert "inside the noise" in sweep.compare(s, "a", "c")[2]
     same = {"x": arm([0.5, 0.5, 0.5]), "y": arm([0.5005, 0.5005, 0.5005])}
     assert not sweep.compare(same, "x", "y")[1]               # less than one test sentence is never real
+    one = {**s, "d": {"slot_f1": {"mean": 0.9, "std": 0.0, "n": 1}}}
+    with pytest.raises(sweep.MTLError, match="2 or more"):     # one seed has no spread: no band, no verdict
+        sweep.compare(one, "d", "a")
 
 
 def test_resume_keeps_unchanged_arms_and_reruns_changed_ones(tmp_path, monkeypatch):
@@ -88,6 +92,9 @@ def test_resume_keeps_unchanged_arms_and_reruns_changed_ones(tmp_path, monkeypat
     monkeypatch.setitem(sweep.ARMS, "b", {"scenario": "lp-ft", "epochs": 2})
     sweep.run(["b"], seeds=(0, 1), max_train=10, epochs=1, device="cpu", out=out, echo=lambda *_: None)
     assert calls[4:] == [("lp-ft", 0), ("lp-ft", 1)]           # b's options changed: its runs are redone
+    sweep.run(["a"], seeds=(1,), max_train=10, epochs=1, device="cpu", out=out, echo=lambda *_: None, redo=["a"])
+    assert calls[6:] == [("full", 1)]                          # redo one seed of a ...
+    assert sorted(r["seed"] for r in json.loads(out.read_text())["runs"] if r["arm"] == "a") == [0, 1]   # ... keep the other
 
 
 def test_reproduces_compares_a_live_run_with_the_sweeps_seed():
@@ -137,3 +144,33 @@ def test_same_runs_says_which_runs_kept_every_digit():
     assert lines[1].startswith("DIFFERS  lp-ft seed 0")
     assert lines[2].startswith("MISSING  bitfit seed 0")
     assert lines[-1].startswith("1 of 3 runs give identical test metrics")
+
+
+def test_verdict_pairs_by_seed_floors_only_test_metrics_and_refuses_one_seed():
+    def run(arm, seed, slot, secs, cka=None, **extra):
+        return {"arm": arm, "seed": seed, "slot_f1": slot, "train_seconds": secs, "n_test": 700, "cka": cka, **extra}
+    results = {"runs": [run("a", 0, 0.80, 10.0, [1.0, 0.9]), run("a", 1, 0.70, 10.0, [1.0, 0.8]),
+                        run("a", 2, 0.90, 10.0, [1.0, 0.7]), run("b", 0, 0.79, 10.0005, [1.0, 0.6]),
+                        run("b", 1, 0.69, 10.0005, [1.0, 0.5]), run("b", 2, 0.89, 10.0005, [1.0, 0.4]),
+                        run("c", 0, 0.50, 1.0)]}
+    diff, beyond, line = sweep.verdict(results, "a", "b")
+    assert diff == pytest.approx(0.01) and beyond and "paired by seed" in line      # the seeds' spread cancels
+    assert sweep.verdict(results, "a", "b").band == pytest.approx(1 / 700)          # the floor: one test sentence
+    assert not sweep.compare(sweep.summarize(results), "a", "b")[1]                  # unpaired: inside the noise
+    assert sweep.verdict(results, "a", "b", key="train_seconds")[1]                 # no 1/700 floor off the test set
+    assert sweep.verdict(results, "a", "b", key="cka", block=1)[0] == pytest.approx(0.3)
+    with pytest.raises(sweep.MTLError, match="share 1 seed.*run the missing seeds"):
+        sweep.verdict(results, "a", "c")                                             # no band: no verdict
+
+
+def test_capped_counts_the_epochs_its_cap_counts():
+    def run(stages, epochs=20, patience=3):
+        return {"stage_epochs": stages, "epochs_run": sum(stages.values()), "config": {"epochs": epochs, "patience": patience}}
+    assert sweep.capped(run({"heads": 37, "top2+heads": 16, "full": 4}))         # 20 encoder epochs: the cap
+    assert not sweep.capped(run({"fit": 13}))                                     # stopped by the rule
+    assert not sweep.capped(run({"fit": 37}, epochs=60))                          # heads only, cap 60
+    assert not sweep.capped(run({"fit": 3}, epochs=3, patience=0))                # no plateau rule: no cap
+    probe = {"stage_epochs": {"probe": 60, "fit": 3}, "epochs_run": 63, "config": {"epochs": 3, "patience": 0},
+             "options": {"probe_epochs": 60}}
+    assert sweep.capped(probe) and not sweep.capped({**probe, "stage_epochs": {"probe": 37, "fit": 3}})
+    assert sweep.pm({"mean": 0.5, "std": 0.0, "n": 1}) == "0.500 (1 seed)"

@@ -67,8 +67,29 @@ def test_plots_draw_from_history(tiny):
     assert grads["layer.0"].get_color() == lines["layer.0"].get_color()
     axes = plots.plot_learning_curves({"progressive": h})
     assert len(axes[0].lines) == 1 and len(axes[0].lines[0].get_xdata()) == 3
+    zoomed = plots.plot_learning_curves({"a": mu.History(epochs=[{"epoch": 1, "slot_f1": 0.80, "intent_accuracy": 0.0},
+                                                                 {"epoch": 2, "slot_f1": 0.85, "intent_accuracy": 0.9}])})
+    assert zoomed[1].get_ylabel() == "validation slot F1 (entity level, zoomed)"   # 0.80..0.85: not from zero
+    assert zoomed[0].get_ylabel() == "validation intent accuracy"                  # 0.0..0.9: from zero
     ax = plots.plot_trainable(model)
     assert f"{sum(p.numel() for p in model.parameters()):,}" in ax.get_title()
+    plt.close("all")
+
+
+def test_stage_names_only_where_there_is_room():
+    import matplotlib.pyplot as plt
+    from types import SimpleNamespace
+    from mtl_utils.tools import plots
+    stage = lambda i: "heads" if i < 900 else "top2" if i < 950 else "full"          # noqa: E731
+    h = SimpleNamespace(steps=[{"step": i, "stage": stage(i), "lr": {"slot_head/decay": 1e-3},
+                                "grad_norm": {"slot_head": 0.3}} for i in range(1000)],
+                        stages=[{"stage": "heads", "first_step": 0}, {"stage": "top2", "first_step": 900},
+                                {"stage": "full", "first_step": 950}])
+    ax = plots.plot_lrs(h)
+    assert [t.get_text() for t in ax.texts] == ["heads"]          # 50 of 1,000 steps: a line, no name
+    assert len(ax.lines) == 1 + 2                                  # the block's line and two stage boundaries
+    ax = plots.plot_lrs(h, stages=["top2", "full"])
+    assert [t.get_text() for t in ax.texts] == ["top2", "full"]   # zoomed in, both have room
     plt.close("all")
 
 
@@ -127,6 +148,8 @@ def test_error_analysis():
     assert rows[0][:3] == ("artist", 1, 1)              # the full span missed, a one-word span invented
     assert "'miles davis'" in rows[0][3] and "artist 'miles'" in rows[0][3]
     assert len(rows) == 1
+    tied = slot_errors([["a", "b"]], [["B-zeta", "B-alpha"]], [["O", "O"]])    # one error each: ties go by name
+    assert [t for t, *_ in tied] == ["alpha", "zeta"]
 
 
 def test_predict_tags_every_word(tiny):
@@ -156,6 +179,10 @@ def test_one_colour_per_arm_family_and_a_marker_per_variant():
     assert styles["lp-ft"]["color"] != styles["full"]["color"] != styles["backbone-frozen"]["color"]
     assert styles["all-frozen"]["color"] == styles["backbone-frozen, to plateau"]["color"]
     assert styles["lora r8"]["color"] == styles["lora r32"]["color"] and styles["lora r8"] != styles["lora r32"]
+    bilstm = styles["backbone-frozen + BiLSTM head, to plateau"]                # its own marker, not the plateau's
+    assert bilstm["marker"] != styles["backbone-frozen, to plateau"]["marker"]
+    dropped = plots.arm_style("intent-head-frozen, intent loss dropped")          # not the frozen arm's style
+    assert (dropped["marker"], dropped["ls"]) != (styles["intent-head-frozen"]["marker"], styles["intent-head-frozen"]["ls"])
     colours = {plots.FAMILIES[f] for f in plots.FAMILIES}
     assert len(colours) == len(plots.FAMILIES)                               # families never share a colour
     assert not colours & {plots.block_color(b) for b in ("intent_head", "slot_head")}   # nor one with a head

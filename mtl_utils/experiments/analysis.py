@@ -147,5 +147,5 @@ def slot_errors(tokens, gold_tags, pred_tags, n=10):
                                   + (", ".join(got) if got else "nothing"))
         for t, _, _ in p - g:
             invented[t] += 1
-    types = sorted(set(missed) | set(invented), key=lambda t: -(missed[t] + invented[t]))
+    types = sorted(set(missed) | set(invented), key=lambda t: (-(missed[t] + invented[t]), t))  # ties by name
     return [(t, missed[t], invented[t], example.get(t, "")) for t in types[:n]]

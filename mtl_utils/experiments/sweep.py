@@ -134,8 +134,9 @@ def provenance(device, max_train, epochs, seeds, arms):
 
 def run(arms=None, seeds=(0, 1, 2), max_train=None, epochs=None, device="auto", out=None, echo=print, redo=(),
         allow_dirty=False, budget=None):
-    """Run the sweep (resuming a file with the same settings; `redo`: arms whose runs are made
-    again although their options did not change, after a change of code); returns the results.
+    """Run the sweep (resuming a file with the same settings; `redo`: arms whose runs at these
+    `seeds` are made again although their options did not change, e.g. after a change of code or
+    a timing disturbed by other work; their other seeds are kept); returns the results.
     It refuses a package with uncommitted changes: a run must name the code it came from
     (allow_dirty=True runs anyway, and the runs say "+changes")."""
     from ..core.config import BUDGETS
@@ -158,7 +159,8 @@ def run(arms=None, seeds=(0, 1, 2), max_train=None, epochs=None, device="auto", 
         same = all(old["provenance"].get(k) == results["provenance"][k] for k in ("device", "max_train", "epochs"))
         if same:    # keep every run of an arm whose options did not change, asked for now or not
             kept = [{"commit": old["provenance"]["commit"], **r} for r in old["runs"]
-                    if ARMS.get(r["arm"]) == old["provenance"]["arms"].get(r["arm"]) and r["arm"] not in redo]
+                    if ARMS.get(r["arm"]) == old["provenance"]["arms"].get(r["arm"])
+                    and not (r["arm"] in redo and r["seed"] in seeds)]
             results["runs"] = kept
             results["provenance"]["arms"] = {**{r["arm"]: ARMS[r["arm"]] for r in kept}, **results["provenance"]["arms"]}
             results["provenance"]["seeds"] = sorted({*seeds, *(r["seed"] for r in kept)})
@@ -198,7 +200,8 @@ def load(path=None, device_type="cpu", name=None):
 
 
 def summarize(results):
-    """{arm: {metric: {"mean", "std", "n", "values"}}} over seeds, arms in ARMS's order."""
+    """{arm: {metric: {"mean", "std", "n", "values"}}} over seeds, arms in ARMS's order; with the
+    runs' CKA, also "cka" and "cka_std" (mean and std per block)."""
     order = list(ARMS)
     arms = sorted(dict.fromkeys(r["arm"] for r in results["runs"]), key=lambda a: order.index(a) if a in order else len(order))
     out = {}
@@ -211,7 +214,9 @@ def summarize(results):
                 out[arm][key] = {"mean": statistics.fmean(values), "n": len(values), "values": values,
                                  "std": statistics.stdev(values) if len(values) > 1 else 0.0}
         if runs and runs[0].get("cka"):
-            out[arm]["cka"] = [statistics.fmean(c) for c in zip(*(r["cka"] for r in runs))]
+            per_block = list(zip(*(r["cka"] for r in runs if r.get("cka"))))
+            out[arm]["cka"] = [statistics.fmean(c) for c in per_block]
+            out[arm]["cka_std"] = [statistics.stdev(c) if len(c) > 1 else 0.0 for c in per_block]
     return out
 
 
@@ -255,7 +260,7 @@ def _sentences(p):
 def describe(results):
     """The budget and provenance of a results file, in one line."""
     p = results["provenance"]
-    return (f"sweep: {len(p['seeds'])} seeds ({', '.join(map(str, p['seeds']))}), {_sentences(p)} training "
+    return (f"sweep: {len(p['seeds'])} seed{'s' if len(p['seeds']) != 1 else ''} ({', '.join(map(str, p['seeds']))}), {_sentences(p)} training "
             f"sentences, {p['epochs']} encoder epoch(s), {p['device_name']} ({p['cpu_count']} cores), {p['date']}, "
             f"mtl_utils {p['package_version']} (commit {_commits(results)})")
 
@@ -266,12 +271,24 @@ def _band(noise, beyond):
 
 def compare(summary, a, b, key="slot_f1", n_test=700):
     """a minus b on `key`, and whether the gap is beyond the noise: larger than twice the
-    standard error of the difference of the seed means, and larger than one test sentence."""
+    standard error of the difference of the seed means, and larger than one test sentence.
+    Needs 2 or more seeds per arm: one seed has no spread to measure the noise with."""
     sa, sb = summary[a][key], summary[b][key]
+    if min(sa["n"], sb["n"]) < 2:
+        raise MTLError(f"{a!r} has {sa['n']} seed(s) and {b!r} {sb['n']}: a noise band needs 2 or more per arm")
     diff = sa["mean"] - sb["mean"]
     noise = max(2 * math.sqrt(sa["std"] ** 2 / sa["n"] + sb["std"] ** 2 / sb["n"]), 1 / n_test)
     beyond = abs(diff) > noise
     return diff, beyond, f"{a} minus {b}: {key} {diff:+.3f} {_band(noise, beyond)}"
+
+
+def _value(run, key, block=None):
+    return run["cka"][block] if key == "cka" else run[key]
+
+
+def _by_seed(results, arm, key, block=None):
+    return {r["seed"]: _value(r, key, block) for r in results["runs"] if r["arm"] == arm
+            and (r.get("cka") if key == "cka" else r.get(key)) is not None}
 
 
 def paired(results, a, b, key="slot_f1", n_test=700):
@@ -279,16 +296,70 @@ def paired(results, a, b, key="slot_f1", n_test=700):
     heads and, where both probe first, the probed state, so their differences pair up: the gap is
     beyond the noise when the mean difference exceeds twice its standard error (and 1/n_test).
     Returns (per-seed differences, mean, beyond, text)."""
-    by_seed = {arm: {r["seed"]: r[key] for r in results["runs"] if r["arm"] == arm} for arm in (a, b)}
-    seeds = sorted(set(by_seed[a]) & set(by_seed[b]))
-    if len(seeds) < 2:
-        raise MTLError(f"{a!r} and {b!r} share {len(seeds)} seed(s); a paired comparison needs 2 or more")
-    diffs = [by_seed[a][s] - by_seed[b][s] for s in seeds]
+    diffs, mean, beyond, text, _ = _paired(results, a, b, key, 1 / n_test)
+    if beyond is None:
+        raise MTLError(f"{a!r} and {b!r} share {len(diffs)} seed(s); a paired comparison needs 2 or more")
+    return diffs, mean, beyond, text
+
+
+def _paired(results, a, b, key, floor, block=None):
+    by_a, by_b = _by_seed(results, a, key, block), _by_seed(results, b, key, block)
+    seeds = sorted(set(by_a) & set(by_b))
+    diffs = [by_a[s] - by_b[s] for s in seeds]
+    name = key if block is None else f"{key} at block {block}"
+    if len(seeds) < 2:      # one seed has no spread: a difference, no band
+        mean = (statistics.fmean(by_a.values()) - statistics.fmean(by_b.values())) if by_a and by_b else float("nan")
+        return diffs, mean, None, (f"{a} minus {b}: {name} {mean:+.3f} ({len(seeds)} shared seed(s): "
+                                   "no noise band yet)"), None
     mean = statistics.fmean(diffs)
-    noise = max(2 * statistics.stdev(diffs) / math.sqrt(len(diffs)), 1 / n_test)
+    noise = max(2 * statistics.stdev(diffs) / math.sqrt(len(diffs)), floor)
     beyond = abs(mean) > noise
-    return diffs, mean, beyond, (f"{a} minus {b}, paired by seed: {key} " + ", ".join(f"{d:+.3f}" for d in diffs)
-                                 + f"; mean {mean:+.3f} {_band(noise, beyond)}")
+    return diffs, mean, beyond, (f"{a} minus {b}, paired by seed: {name} " + ", ".join(f"{d:+.3f}" for d in diffs)
+                                 + f"; mean {mean:+.3f} {_band(noise, beyond)}"), noise
+
+
+class Verdict(tuple):
+    """(difference, beyond, line), as the notebooks unpack it; `.band` is the noise band's
+    half-width."""
+    def __new__(cls, difference, beyond, line, band):
+        self = super().__new__(cls, (difference, beyond, line))
+        self.band = band
+        return self
+
+
+TEST_METRICS = ("intent_accuracy", "slot_f1", "frame_accuracy")
+
+
+def verdict(results, a, b, key="slot_f1", block=None):
+    """The series' one rule for "arm a against arm b", which every notebook uses: a minus b paired
+    by seed (the sweep's arms with the same seed share their data and initial heads), beyond the
+    noise when the mean difference exceeds twice its standard error and, for a test metric, one
+    test sentence. key: any number a run records (a test metric, "train_seconds",
+    "neighbours_kept", ...) or "cka" with `block` (its index in the run's CKA list).
+    Returns (difference, beyond, line) with `.band` (the band's half-width). Two arms that share
+    fewer than 2 seeds have no noise band: that is an error (finish their runs), not a verdict."""
+    runs = [r for r in results["runs"] if r["arm"] in (a, b)]
+    n_test = min((r["n_test"] for r in runs if r.get("n_test")), default=700)
+    diffs, mean, beyond, text, band = _paired(results, a, b, key, 1 / n_test if key in TEST_METRICS else 0.0, block)
+    if beyond is None:
+        raise MTLError(f"{a!r} and {b!r} share {len(diffs)} seed(s) in this results file; a verdict needs 2 or more: "
+                       f"run the missing seeds (python -m mtl_utils sweep --arms ... --seeds 0 1 2), then rerun this cell")
+    return Verdict(mean, beyond, text, band)
+
+
+def capped(run):
+    """Did a run with a plateau rule (patience) stop at its cap of epochs rather than by the rule?
+    The cap counts the epochs in which the encoder trains (the heads-only stages 'probe' and
+    'heads' are not counted) or, with the encoder frozen throughout, the heads' epochs. A capped
+    run is not at its plateau: a task still improved within its last `patience` epochs. The heads'
+    probe (all-frozen, LP-FT, the head-frozen arms) has its own cap, options["probe_epochs"]."""
+    config, options = run.get("config") or {}, run.get("options") or {}
+    stages = run.get("stage_epochs") or {"fit": run["epochs_run"]}
+    if stages.get("probe") and options.get("probe_epochs") and stages["probe"] >= options["probe_epochs"]:
+        return True
+    if not config.get("patience"):
+        return False
+    return sum(n for stage, n in stages.items() if stage not in ("probe", "heads")) >= config["epochs"]
 
 
 def reproduces(results, arm, live, settings=None, seed=0, keys=("intent_accuracy", "slot_f1", "frame_accuracy")):
@@ -333,6 +404,9 @@ def same_runs(new, old, keys=("intent_accuracy", "slot_f1", "frame_accuracy")):
 
 
 def pm(stat, digits=3):
+    """'0.833 ± 0.012' (mean ± std over seeds); '0.833 (1 seed)' where there is no spread to show."""
+    if stat["n"] < 2:
+        return f"{stat['mean']:.{digits}f} (1 seed)"
     return f"{stat['mean']:.{digits}f} ± {stat['std']:.{digits}f}"
 
 
@@ -357,8 +431,11 @@ def readme_table(results):
 START, END = "<!-- sweep-table:start -->", "<!-- sweep-table:end -->"
 
 
+README = Path(__file__).resolve().parents[2] / "README.md"      # the clone's README (mtl_utils/experiments/..)
+
+
 def write_readme(results, readme=None):
-    readme = Path(readme or Path(__file__).resolve().parent.parent / "README.md")
+    readme = Path(readme or README)
     text = readme.read_text()
     if START not in text or END not in text:
         raise MTLError(f"{readme} has no {START} ... {END} markers for the results table")

@@ -91,7 +91,8 @@ def parser():
     s.add_argument("--readme", action="store_true", help="only rewrite README.md's results table from --out")
     s.add_argument("--same-as", default=None, metavar="OLDER",
                    help="only compare --out's runs with an older results file's: are the test metrics identical?")
-    s.add_argument("--redo", nargs="*", default=None, help="arms to run again although their options did not change")
+    s.add_argument("--redo", nargs="*", default=None,
+                   help="arms to run again at --seeds although their options did not change (other seeds are kept)")
     s.add_argument("--allow-dirty", action="store_true",
                    help="run although the package has uncommitted changes (the runs are marked so)")
     b = sub.add_parser("bench", help="time one epoch per freezing mode, with and without caching")

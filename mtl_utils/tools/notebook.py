@@ -73,11 +73,17 @@ class Settings:
         return self._speed
 
     def expect(self, cpu_seconds, what="this cell"):
-        """Say before a long cell starts how long it will take here (from its measured CPU time)."""
+        """Say before a long cell starts how long it will take here (from its measured CPU time at
+        the sweep's budget; a smoke run is short and hears nothing)."""
+        if self.smoke:
+            return 0.0
         seconds = cpu_seconds * (1.0 if self.device.type == "cpu" else self.speed())
         if seconds > 120:
-            print(f"{what}: about {seconds / 60:.0f} min on {self.where()} (measured {cpu_seconds / 60:.0f} min on the "
-                  "sweep's 2-core CPU)")
+            if self.device.type == "cpu":          # the time measured there: one number, said once
+                print(f"{what}: about {seconds / 60:.0f} min on the sweep's 2-core CPU (this one has {os.cpu_count()} cores)")
+            else:
+                print(f"{what}: about {seconds / 60:.0f} min on {self.where()} (measured {cpu_seconds / 60:.0f} min on "
+                      "the sweep's 2-core CPU)")
         return seconds
 
 

@@ -11,7 +11,7 @@ returns the axes. One map of colours for the whole series, keyed by name:
 An axis that does not start at zero says so in its label ("zoomed").
 """
 import matplotlib.pyplot as plt
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FormatStrFormatter, MaxNLocator
 
 from ..core.freezing import count_params
 
@@ -26,8 +26,8 @@ _PREFIXES = [("all-frozen", "frozen"), ("backbone-frozen", "frozen"), ("frozen",
              ("full", "full"), ("progressive", "progressive"), ("ulmfit", "ulmfit"), ("bitfit", "bitfit"),
              ("lora", "lora"), ("top-", "top-k")]
 _VARIANTS = [   # a piece of an arm's name -> (marker, line style); the first that matches decides
-    ("to plateau", "s", "--"), ("full's time", "^", ":"), ("10 epochs", "D", "-."), ("1 epoch", "v", (0, (1, 1))),
-    ("lr 1e-5 / 5e-5", "x", (0, (3, 1, 1, 1))), ("lr 1e-5 / 1e-3", "P", (0, (5, 2))), ("BiLSTM", "h", "--"),
+    ("loss dropped", "X", ":"), ("BiLSTM", "h", "--"), ("to plateau", "s", "--"), ("full's time", "^", ":"), ("10 epochs", "D", "-."),
+    ("1 epoch", "v", (0, (1, 1))), ("lr 1e-5 / 5e-5", "x", (0, (3, 1, 1, 1))), ("lr 1e-5 / 1e-3", "P", (0, (5, 2))),
     ("r2", "<", ":"), ("r32", ">", "--"), ("5% slot labels", "*", "-"), ("intent-head", "d", "-")]
 
 
@@ -80,7 +80,7 @@ def plot_trainable(model, ax=None, title=None):
     ax.set_yticks(range(len(names)), names)
     ax.invert_yaxis()
     ax.set_xscale("symlog", linthresh=1e4)
-    ax.set_xlabel("parameters (log scale); solid = trainable, hatched = frozen")
+    ax.set_xlabel("parameters (symlog: linear below 1e4); solid = trainable, hatched = frozen")
     t = sum(c[0] for c in counts.values())
     a = sum(c[1] for c in counts.values())
     ax.set_title(title or f"trainable: {t:,} of {a:,} parameters ({100 * t / a:.1f}%)")
@@ -126,7 +126,8 @@ def plot_grad_norms(history, ax=None, title="gradient norm per block", smooth=10
 
 def plot_learning_curves(histories, metric_keys=("intent_accuracy", "slot_f1"), axes=None, start=None):
     """Validation metrics per epoch; `histories` maps a run name to its History. `start`
-    (optional {metric: value}) draws the common starting point at epoch 0."""
+    (optional {metric: value}) draws the common starting point at epoch 0. An axis that does not
+    start near zero is labelled "zoomed"."""
     if axes is None:
         _, axes = plt.subplots(1, len(metric_keys), figsize=(5.5 * len(metric_keys), 3.4))
     axes = [axes] if not hasattr(axes, "__len__") else axes
@@ -140,27 +141,32 @@ def plot_learning_curves(histories, metric_keys=("intent_accuracy", "slot_f1"), 
                 xs, ys = [0] + xs, [start[key]] + ys
             ax.plot(xs, ys, label=name, **arm_style(name, i))
         ax.set_xlabel("epoch" + (" (0 = common start)" if start else ""))
-        ax.set_ylabel(f"validation {labels.get(key, key)}")
+        label = f"validation {labels.get(key, key)}"
+        if ax.get_ylim()[0] > 0.02:             # an axis that does not start at zero says so
+            label = label[:-1] + ", zoomed)" if label.endswith(")") else label + " (zoomed)"
+        ax.set_ylabel(label)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
     axes[-1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     return axes
 
 
-def plot_lrs(history, ax=None, title="learning rate of each block"):
+def plot_lrs(history, ax=None, title="learning rate of each block", stages=None):
     """The learning rate of every block at every step (both groups of a block share it; BitFit's
-    blocks have only the no_decay one). A block absent from the optimizer (frozen) has no line there."""
+    blocks have only the no_decay one). A block absent from the optimizer (frozen) has no line there.
+    stages: only the steps of these stages, as in plot_grad_norms."""
     ax = _ax(ax)
+    rows = [s for s in history.steps if stages is None or s["stage"] in stages]
     names = list(history.steps[0]["grad_norm"]) if history.steps else []
     for name in names:
-        pts = [(s["step"], s["lr"].get(f"{name}/decay", s["lr"].get(f"{name}/no_decay"))) for s in history.steps
+        pts = [(s["step"], s["lr"].get(f"{name}/decay", s["lr"].get(f"{name}/no_decay"))) for s in rows
                if f"{name}/decay" in s["lr"] or f"{name}/no_decay" in s["lr"]]
         if pts:
             ax.plot([p[0] for p in pts], [p[1] for p in pts], label=name, color=block_color(name, _n_layers(names)),
                     lw=1.3)
-    _stage_lines(history, ax)
+    _stage_lines(history, ax, stages)
     ax.set_yscale("log")
-    ax.set_xlabel("optimizer step")
+    ax.set_xlabel("optimizer step" + (f" (stages {', '.join(stages)} only)" if stages else ""))
     ax.set_ylabel("learning rate (log scale)")
     ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     ax.set_title(title)
@@ -168,12 +174,21 @@ def plot_lrs(history, ax=None, title="learning rate of each block"):
 
 
 def _stage_lines(history, ax, stages=None):
-    for s in history.stages[1:]:
-        if stages is not None and s["stage"] not in stages:
-            continue
-        ax.axvline(s["first_step"] + 0.5, color="k", lw=0.6, ls="--")
-        ax.annotate(s["stage"], (s["first_step"] + 0.5, 1), xycoords=("data", "axes fraction"), fontsize=7,
-                    va="top", rotation=90)
+    """A dashed line where a stage begins (not at the left edge) and the stage's name over its span,
+    where there is room: a stage narrower than 8% of the steps shown keeps its line but not its
+    name (pass `stages` to see it wide)."""
+    last = history.steps[-1]["step"] + 1 if history.steps else 0
+    ends = [s["first_step"] for s in history.stages[1:]] + [last]
+    shown = [(s["stage"], s["first_step"], end) for s, end in zip(history.stages, ends)
+             if stages is None or s["stage"] in stages]
+    width = shown[-1][2] - shown[0][1] if shown else 0
+    for i, (name, first, end) in enumerate(shown):
+        if i:
+            ax.axvline(first + 0.5, color="k", lw=0.6, ls="--")
+        if width and end - first >= 0.08 * width:
+            ax.annotate(name, ((first + end) / 2, 1), xycoords=("data", "axes fraction"), xytext=(0, -3),
+                        textcoords="offset points", fontsize=7, ha="center", va="top",
+                        bbox=dict(fc="white", ec="none", alpha=0.8, pad=1))
 
 
 def plot_arms(summary, arms, metrics=("intent_accuracy", "slot_f1", "frame_accuracy"), axes=None, title=None):
@@ -191,6 +206,8 @@ def plot_arms(summary, arms, metrics=("intent_accuracy", "slot_f1", "frame_accur
                         color=style["color"], ecolor=style["color"], capsize=4, elinewidth=1.5, markersize=6, zorder=3)
         ax.set_yticks(range(len(arms)), arms)
         ax.invert_yaxis()
+        ax.xaxis.set_major_locator(MaxNLocator(5))                 # few ticks, three decimals: no collisions
+        ax.xaxis.set_major_formatter(FormatStrFormatter("%.3f" if key != "train_seconds" else "%.0f"))
         ax.set_xlabel(f"test {labels.get(key, key)} (zoomed)\ndot: mean of the seeds; bar: ± std")
         ax.grid(axis="x", alpha=0.3)
     if title:
