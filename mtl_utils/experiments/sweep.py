@@ -297,8 +297,6 @@ def paired(results, a, b, key="slot_f1", n_test=700):
     beyond the noise when the mean difference exceeds twice its standard error (and 1/n_test).
     Returns (per-seed differences, mean, beyond, text)."""
     diffs, mean, beyond, text, _ = _paired(results, a, b, key, 1 / n_test)
-    if beyond is None:
-        raise MTLError(f"{a!r} and {b!r} share {len(diffs)} seed(s); a paired comparison needs 2 or more")
     return diffs, mean, beyond, text
 
 
@@ -307,10 +305,9 @@ def _paired(results, a, b, key, floor, block=None):
     seeds = sorted(set(by_a) & set(by_b))
     diffs = [by_a[s] - by_b[s] for s in seeds]
     name = key if block is None else f"{key} at block {block}"
-    if len(seeds) < 2:      # one seed has no spread: a difference, no band
-        mean = (statistics.fmean(by_a.values()) - statistics.fmean(by_b.values())) if by_a and by_b else float("nan")
-        return diffs, mean, None, (f"{a} minus {b}: {name} {mean:+.3f} ({len(seeds)} shared seed(s): "
-                                   "no noise band yet)"), None
+    if len(seeds) < 2:      # one seed has no spread: no band, so no verdict
+        raise MTLError(f"{a!r} and {b!r} share {len(seeds)} seed(s) in this results file; a paired comparison needs "
+                       "2 or more: run the missing seeds (python -m mtl_utils sweep --arms ... --seeds 0 1 2)")
     mean = statistics.fmean(diffs)
     noise = max(2 * statistics.stdev(diffs) / math.sqrt(len(diffs)), floor)
     beyond = abs(mean) > noise
@@ -340,10 +337,7 @@ def verdict(results, a, b, key="slot_f1", block=None):
     fewer than 2 seeds have no noise band: that is an error (finish their runs), not a verdict."""
     runs = [r for r in results["runs"] if r["arm"] in (a, b)]
     n_test = min((r["n_test"] for r in runs if r.get("n_test")), default=700)
-    diffs, mean, beyond, text, band = _paired(results, a, b, key, 1 / n_test if key in TEST_METRICS else 0.0, block)
-    if beyond is None:
-        raise MTLError(f"{a!r} and {b!r} share {len(diffs)} seed(s) in this results file; a verdict needs 2 or more: "
-                       f"run the missing seeds (python -m mtl_utils sweep --arms ... --seeds 0 1 2), then rerun this cell")
+    _, mean, beyond, text, band = _paired(results, a, b, key, 1 / n_test if key in TEST_METRICS else 0.0, block)
     return Verdict(mean, beyond, text, band)
 
 
